@@ -1,0 +1,209 @@
+// Package tts holds the domain of the text-to-speech service: jobs, their
+// lifecycle, requests and their validation, voices, audio formats, the error
+// type and the interfaces between the parts. It imports only the standard
+// library; every adapter (SQL store, HTTP API, queue, engines) points inward
+// to it.
+package tts
+
+import (
+	"math"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// JobStatus is the state of a job. The values are stored in the database and
+// shown to clients: never rename them.
+type JobStatus string
+
+// The job states. Queued and Running are live; the others are terminal and
+// never change once reached.
+const (
+	StatusQueued    JobStatus = "queued"
+	StatusRunning   JobStatus = "running"
+	StatusSucceeded JobStatus = "succeeded"
+	StatusFailed    JobStatus = "failed"
+	StatusCanceled  JobStatus = "canceled"
+)
+
+// Terminal reports whether s is a final state.
+func (s JobStatus) Terminal() bool {
+	return s == StatusSucceeded || s == StatusFailed || s == StatusCanceled
+}
+
+// Valid reports whether s is one of the known states.
+func (s JobStatus) Valid() bool {
+	return s == StatusQueued || s == StatusRunning || s.Terminal()
+}
+
+// Queue names. Interactive jobs always go before batch jobs.
+const (
+	QueueInteractive = "interactive"
+	QueueBatch       = "batch"
+)
+
+// Format is an output audio format.
+type Format string
+
+// The supported output formats.
+const (
+	FormatMP3 Format = "mp3"
+	FormatWAV Format = "wav"
+)
+
+// Formats lists the accepted formats, default first.
+var Formats = []Format{FormatMP3, FormatWAV}
+
+// ContentType returns the MIME type of the format.
+func (f Format) ContentType() string {
+	switch f {
+	case FormatMP3:
+		return "audio/mpeg"
+	case FormatWAV:
+		return "audio/wav"
+	}
+	return "application/octet-stream"
+}
+
+// Extension returns the file extension of the format, without the dot.
+func (f Format) Extension() string { return string(f) }
+
+// Valid reports whether f is a supported format.
+func (f Format) Valid() bool {
+	for _, g := range Formats {
+		if f == g {
+			return true
+		}
+	}
+	return false
+}
+
+// Audio describes a job's stored audio.
+type Audio struct {
+	Key             string  // storage key
+	ContentType     string  // MIME type
+	Bytes           int64   // size of the stored object
+	DurationSeconds float64 // length of the audio
+}
+
+// Job is one synthesis request and its lifecycle. The database row is the
+// source of truth; queue tasks carry only the id.
+type Job struct {
+	ID              string
+	Status          JobStatus
+	Text            string
+	Voice           string
+	Speed           float64
+	Format          Format
+	Queue           string
+	Attempts        int // attempts started so far
+	MaxAttempts     int // attempts allowed before the job fails
+	Error           string
+	CancelRequested bool
+	IdempotencyKey  string
+	RequestHash     string // hash of the request, to detect a reused idempotency key
+	Audio           *Audio // set once succeeded
+	Engine          string // engine that produced the audio, e.g. "espeak-ng"
+	Device          string // device it ran on, e.g. "cpu"
+	CreatedAt       time.Time
+	StartedAt       *time.Time // first start of an attempt
+	FinishedAt      *time.Time
+	UpdatedAt       time.Time
+}
+
+// Characters returns the length of the job's text in characters.
+func (j *Job) Characters() int { return utf8.RuneCountInString(j.Text) }
+
+// Defaults applied to a request's omitted fields.
+const (
+	DefaultVoice  = "af_heart"
+	DefaultSpeed  = 1.0
+	DefaultFormat = FormatMP3
+	MinSpeed      = 0.5
+	MaxSpeed      = 2.0
+	// DefaultMaxTextChars is the default bound on a request's text.
+	DefaultMaxTextChars = 20000
+)
+
+// Request is a synthesis request as a client sends it. Zero values mean
+// "use the default".
+type Request struct {
+	Text   string
+	Voice  string
+	Speed  *float64
+	Format string
+	Queue  string
+}
+
+// Limits bounds what a request may ask for.
+type Limits struct {
+	MaxTextChars int
+	Voices       VoiceSet
+}
+
+// Validated is a request after defaults and validation.
+type Validated struct {
+	Text   string
+	Voice  string // as given (trimmed), a single id or a blend
+	Speed  float64
+	Format Format
+	Queue  string
+}
+
+// Validate applies defaults and checks every field. It returns an EINVALID
+// error whose message names the field and the allowed values, or ETOOLARGE
+// when the text is longer than allowed.
+func (r Request) Validate(l Limits) (Validated, error) {
+	v := Validated{Text: r.Text, Voice: strings.TrimSpace(r.Voice), Speed: DefaultSpeed, Format: Format(strings.ToLower(strings.TrimSpace(r.Format))), Queue: r.Queue}
+	if !utf8.ValidString(v.Text) {
+		return v, Errorf(EINVALID, "text: must be valid UTF-8")
+	}
+	if strings.IndexFunc(v.Text, func(r rune) bool { return !unicode.IsSpace(r) && unicode.IsGraphic(r) }) < 0 {
+		return v, Errorf(EINVALID, "text: must contain at least one visible character")
+	}
+	max := l.MaxTextChars
+	if max <= 0 {
+		max = DefaultMaxTextChars
+	}
+	if n := utf8.RuneCountInString(v.Text); n > max {
+		return v, Errorf(ETOOLARGE, "text: %d characters is more than the maximum of %d", n, max)
+	}
+	if v.Voice == "" {
+		v.Voice = DefaultVoice
+	}
+	if l.Voices != nil {
+		if _, err := l.Voices.ParseVoice(v.Voice); err != nil {
+			return v, err
+		}
+	}
+	if r.Speed != nil {
+		s := *r.Speed
+		if math.IsNaN(s) || s < MinSpeed || s > MaxSpeed {
+			return v, Errorf(EINVALID, "speed: must be a number from %.1f to %.1f", MinSpeed, MaxSpeed)
+		}
+		v.Speed = s
+	}
+	if v.Format == "" {
+		v.Format = DefaultFormat
+	}
+	if !v.Format.Valid() {
+		return v, Errorf(EINVALID, "format: must be one of %s", formatList())
+	}
+	switch v.Queue {
+	case "":
+		v.Queue = QueueInteractive
+	case QueueInteractive, QueueBatch:
+	default:
+		return v, Errorf(EINVALID, "queue: must be %q or %q", QueueInteractive, QueueBatch)
+	}
+	return v, nil
+}
+
+func formatList() string {
+	s := make([]string, len(Formats))
+	for i, f := range Formats {
+		s[i] = `"` + string(f) + `"`
+	}
+	return strings.Join(s, ", ")
+}
