@@ -21,6 +21,11 @@ type JobStore interface {
 	// RequestHash differs).
 	CreateJob(ctx context.Context, job *Job) (existing *Job, created bool, err error)
 
+	// DeleteJob removes a job that never started: status queued and no
+	// attempt (ECONFLICT otherwise, ENOTFOUND). The API uses it to take back
+	// a job it could not enqueue.
+	DeleteJob(ctx context.Context, id string) error
+
 	// FindJob returns a job by id (ENOTFOUND).
 	FindJob(ctx context.Context, id string) (*Job, error)
 

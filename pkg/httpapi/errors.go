@@ -1,0 +1,120 @@
+package httpapi
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/kokorotts/kokoro-tts/pkg/tts"
+)
+
+// errorBody is the one error shape of the API.
+type errorBody struct {
+	Error errorDetail `json:"error"`
+}
+
+type errorDetail struct {
+	Code      string `json:"code"`
+	Message   string `json:"message"`
+	RequestID string `json:"request_id,omitempty"`
+}
+
+// statusOf maps a domain error code to its HTTP status: the only place where
+// this mapping lives.
+func statusOf(code string) int {
+	switch code {
+	case tts.EINVALID, tts.EUNSUPPORTED:
+		return http.StatusUnprocessableEntity
+	case tts.EMALFORMED:
+		return http.StatusBadRequest
+	case tts.ETOOLARGE:
+		return http.StatusRequestEntityTooLarge
+	case tts.EMEDIATYPE:
+		return http.StatusUnsupportedMediaType
+	case tts.ENOTFOUND:
+		return http.StatusNotFound
+	case tts.ECONFLICT, tts.ENOTREADY:
+		return http.StatusConflict
+	case tts.EUNAVAILABLE:
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+// echoCodes names the errors Echo itself raises (routing, middleware).
+var echoCodes = map[int]string{
+	http.StatusBadRequest:            tts.EMALFORMED,
+	http.StatusUnauthorized:          "unauthorized",
+	http.StatusForbidden:             "forbidden",
+	http.StatusNotFound:              tts.ENOTFOUND,
+	http.StatusMethodNotAllowed:      "method_not_allowed",
+	http.StatusRequestEntityTooLarge: tts.ETOOLARGE,
+	http.StatusUnsupportedMediaType:  tts.EMEDIATYPE,
+	http.StatusTooManyRequests:       "rate_limited",
+	http.StatusServiceUnavailable:    tts.EUNAVAILABLE,
+	http.StatusRequestTimeout:        "timeout",
+}
+
+// errorHandler writes every error as JSON. Internal details are logged with
+// the request id and never sent.
+func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
+	return func(err error, c echo.Context) {
+		if c.Response().Committed {
+			return
+		}
+		reqID := c.Response().Header().Get(echo.HeaderXRequestID)
+		var (
+			status int
+			detail errorDetail
+			he     *echo.HTTPError
+		)
+		if tts.ErrorCode(err) != tts.EINTERNAL && !errors.As(err, &he) {
+			code := tts.ErrorCode(err)
+			status, detail = statusOf(code), errorDetail{Code: code, Message: tts.ErrorMessage(err)}
+			var te *tts.Error
+			if errors.As(err, &te) && te.Err != nil {
+				log.Warn("request failed", "request_id", reqID, "code", code, "err", err)
+			}
+		} else if he != nil && he.Code != http.StatusInternalServerError {
+			status = he.Code
+			code, ok := echoCodes[he.Code]
+			if !ok {
+				code = strings.ToLower(strings.ReplaceAll(http.StatusText(he.Code), " ", "_"))
+			}
+			msg := http.StatusText(he.Code)
+			if m, ok := he.Message.(string); ok && m != "" {
+				msg = m
+			}
+			switch he.Code {
+			case http.StatusNotFound:
+				msg = "no such endpoint: " + c.Request().Method + " " + c.Request().URL.Path
+			case http.StatusMethodNotAllowed:
+				msg = "method " + c.Request().Method + " is not allowed here"
+			case http.StatusRequestEntityTooLarge:
+				msg = "the request body is too large"
+			}
+			detail = errorDetail{Code: code, Message: msg}
+		} else {
+			status, detail = http.StatusInternalServerError, errorDetail{Code: tts.EINTERNAL, Message: "internal error; the request id identifies it in the server log"}
+			log.Error("internal error", "request_id", reqID, "method", c.Request().Method, "path", c.Path(), "err", err)
+		}
+		if status == http.StatusServiceUnavailable {
+			c.Response().Header().Set("Retry-After", "5")
+		}
+		if status == http.StatusConflict && detail.Code == tts.ENOTREADY {
+			c.Response().Header().Set("Retry-After", "1")
+		}
+		detail.RequestID = reqID
+		if c.Request().Method == http.MethodHead {
+			err = c.NoContent(status)
+		} else {
+			err = c.JSON(status, errorBody{Error: detail})
+		}
+		if err != nil {
+			log.Warn("writing an error response failed", "request_id", reqID, "err", err)
+		}
+	}
+}

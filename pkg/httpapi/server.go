@@ -1,0 +1,133 @@
+// Package httpapi is the HTTP API. Echo is used only inside this package
+// (routes, middleware, error mapping) so that moving to Echo v5 stays one
+// contained change; the rest of the program sees an http.Handler.
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+
+	"github.com/kokorotts/kokoro-tts/pkg/jobs"
+	"github.com/kokorotts/kokoro-tts/pkg/tts"
+)
+
+// Jobs is the application service the handlers call.
+type Jobs interface {
+	Submit(ctx context.Context, req tts.Request, idempotencyKey string) (*tts.Job, bool, error)
+	Get(ctx context.Context, id string) (*tts.Job, error)
+	List(ctx context.Context, status, cursor string, limit int) ([]*tts.Job, string, error)
+	Cancel(ctx context.Context, id string) (*tts.Job, error)
+	Audio(ctx context.Context, id string, redirect bool) (jobs.AudioResult, error)
+	Voices(ctx context.Context) []tts.Voice
+	MaxTextChars() int
+}
+
+// Check is one dependency health check. It returns details to show (may be
+// nil) and an error when the dependency is down.
+type Check struct {
+	Name  string
+	Check func(ctx context.Context) (any, error)
+}
+
+// Config configures the API.
+type Config struct {
+	Jobs   Jobs
+	Checks []Check
+	Logger *slog.Logger
+	// MaxBodyBytes bounds request bodies; default 1 MiB.
+	MaxBodyBytes int64
+	// Mode is shown by /api/health ("embedded" or "service").
+	Mode string
+}
+
+// Server is the API's HTTP handler.
+type Server struct {
+	e   *echo.Echo
+	cfg Config
+}
+
+// New builds the API.
+func New(cfg Config) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = 1 << 20
+	}
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = errorHandler(cfg.Logger)
+	e.Use(requestID)
+	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{
+		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
+			cfg.Logger.Error("panic in handler", "request_id", c.Response().Header().Get(echo.HeaderXRequestID), "err", err, "stack", string(stack))
+			return err
+		},
+	}))
+	e.Use(requestLogger(cfg.Logger))
+	e.Use(middleware.SecureWithConfig(middleware.SecureConfig{
+		XSSProtection: "0", ContentTypeNosniff: "nosniff", XFrameOptions: "DENY",
+		ReferrerPolicy: "no-referrer",
+	}))
+	s := &Server{e: e, cfg: cfg}
+	api := e.Group("/api", middleware.BodyLimit(strconv.FormatInt(cfg.MaxBodyBytes, 10)+"B"))
+	api.POST("/tts", s.submit)
+	api.GET("/jobs", s.list)
+	api.GET("/jobs/:id", s.get)
+	api.DELETE("/jobs/:id", s.cancel)
+	api.GET("/jobs/:id/audio", s.audio)
+	api.HEAD("/jobs/:id/audio", s.audio)
+	api.GET("/voices", s.voices)
+	api.GET("/health", s.health)
+	return s
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.e.ServeHTTP(w, r) }
+
+// Routes lists the registered method and path pairs (for tests that walk
+// every route).
+func (s *Server) Routes() [][2]string {
+	var out [][2]string
+	for _, r := range s.e.Routes() {
+		out = append(out, [2]string{r.Method, r.Path})
+	}
+	return out
+}
+
+// NewHTTPServer wraps h in an http.Server with timeouts that protect against
+// slow clients.
+func NewHTTPServer(addr string, h http.Handler) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+	}
+}
+
+func requestLogger(log *slog.Logger) echo.MiddlewareFunc {
+	return middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
+		LogStatus: true, LogURIPath: true, LogMethod: true, LogLatency: true, LogRequestID: true, LogError: true,
+		HandleError: true,
+		LogValuesFunc: func(c echo.Context, v middleware.RequestLoggerValues) error {
+			level := slog.LevelInfo
+			if v.Status >= 500 {
+				level = slog.LevelError
+			} else if c.Path() == "/api/health" && v.Status < 400 {
+				level = slog.LevelDebug
+			}
+			log.LogAttrs(context.Background(), level, "request", slog.String("method", v.Method), slog.String("path", v.URIPath),
+				slog.Int("status", v.Status), slog.Duration("latency", v.Latency), slog.String("request_id", v.RequestID))
+			return nil
+		},
+	})
+}

@@ -1,0 +1,237 @@
+// Package worker runs synthesis jobs: an asynq handler that turns a queued
+// job into stored audio, the server that runs it, and the reconciler that
+// re-enqueues jobs the queue lost.
+package worker
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/kokorotts/kokoro-tts/pkg/audio"
+	"github.com/kokorotts/kokoro-tts/pkg/tts"
+	"github.com/kokorotts/kokoro-tts/queue"
+	"github.com/kokorotts/kokoro-tts/storage"
+)
+
+// Encoder encodes PCM into a file format.
+type Encoder interface {
+	Encode(ctx context.Context, pcm tts.PCM, f tts.Format, w io.Writer) (audio.Result, error)
+}
+
+// Handler processes TypeSynthesize tasks. It is idempotent: a job that is
+// finished or canceled is skipped, audio goes to a key derived from the job
+// (a re-execution overwrites, never adds), audio is stored before the job is
+// marked succeeded, and every state change is conditional on the attempt.
+type Handler struct {
+	Store      tts.JobStore
+	Engine     tts.Synthesizer
+	Encoder    Encoder
+	Objects    storage.Store
+	Logger     *slog.Logger
+	CancelPoll time.Duration // how often a running job's cancel flag is read; default 1 s
+}
+
+var errUserCanceled = errors.New("job canceled by the user")
+
+// AudioKey returns the storage key of a job's audio.
+func AudioKey(job *tts.Job) string {
+	return "jobs/" + job.ID + "/audio." + job.Format.Extension()
+}
+
+// ProcessTask implements asynq.Handler.
+func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
+	p, err := queue.ParseSynthesize(t.Payload())
+	if err != nil {
+		h.Logger.Error("dropping a malformed task", "task_id", taskID(ctx), "err", err)
+		return fmt.Errorf("%v: %w", err, asynq.SkipRetry)
+	}
+	log := h.Logger.With("job_id", p.JobID)
+	job, err := h.Store.FindJob(ctx, p.JobID)
+	switch {
+	case tts.ErrorCode(err) == tts.ENOTFOUND:
+		log.Warn("task for a job that does not exist; dropping it")
+		return fmt.Errorf("job %s not found: %w", p.JobID, asynq.SkipRetry)
+	case err != nil:
+		return fmt.Errorf("reading job: %w", err)
+	case job.Status.Terminal():
+		log.Info("job already finished; skipping", "status", job.Status)
+		return nil
+	case job.CancelRequested:
+		return h.cancel(ctx, log, job.ID)
+	case job.Attempts >= job.MaxAttempts:
+		reason := fmt.Sprintf("quarantined: %d attempts started without finishing (a worker may have crashed on this job)", job.Attempts)
+		log.Error("quarantining job", "attempts", job.Attempts)
+		if err := h.Store.FailJob(ctx, job.ID, 0, reason); err != nil && tts.ErrorCode(err) != tts.ECONFLICT {
+			return err
+		}
+		return fmt.Errorf("%s: %w", reason, asynq.SkipRetry)
+	}
+
+	info := h.Engine.Info()
+	attempt, err := h.Store.StartAttempt(ctx, job.ID, info.Name, info.Device)
+	if tts.ErrorCode(err) == tts.ECONFLICT {
+		// Finished or canceled between the read and now.
+		if j, ferr := h.Store.FindJob(ctx, job.ID); ferr == nil && !j.Status.Terminal() && j.CancelRequested {
+			return h.cancel(ctx, log, job.ID)
+		}
+		return nil
+	} else if err != nil {
+		return fmt.Errorf("starting attempt: %w", err)
+	}
+	log = log.With("attempt", attempt)
+	log.Info("synthesis started", "chars", job.Characters(), "voice", job.Voice, "format", job.Format, "engine", info.Name, "device", info.Device)
+
+	runCtx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	go h.watchCancel(runCtx, job.ID, stop)
+
+	started := time.Now()
+	result, err := h.run(runCtx, job, attempt)
+	if err != nil {
+		return h.fail(ctx, runCtx, log, job, attempt, err)
+	}
+	log.Info("job succeeded", "bytes", result.Bytes, "audio_seconds", result.DurationSeconds, "elapsed", time.Since(started).Round(time.Millisecond))
+	return nil
+}
+
+// run synthesises, encodes, stores and completes the job.
+func (h *Handler) run(ctx context.Context, job *tts.Job, attempt int) (tts.Audio, error) {
+	pcm, err := h.Engine.Synthesize(ctx, tts.SynthesisRequest{Text: job.Text, Voice: job.Voice, Speed: job.Speed})
+	if err != nil {
+		return tts.Audio{}, stageError("synthesis", err)
+	}
+	var buf bytes.Buffer
+	res, err := h.Encoder.Encode(ctx, pcm, job.Format, &buf)
+	if err != nil {
+		return tts.Audio{}, stageError("encoding", err)
+	}
+	// Never upload once the attempt has been abandoned.
+	if err := context.Cause(ctx); err != nil {
+		return tts.Audio{}, err
+	}
+	key := AudioKey(job)
+	if _, err := h.Objects.Put(ctx, key, bytes.NewReader(buf.Bytes()), int64(buf.Len()), res.ContentType); err != nil {
+		return tts.Audio{}, stageError("storing the audio", err)
+	}
+	a := tts.Audio{Key: key, ContentType: res.ContentType, Bytes: int64(buf.Len()), DurationSeconds: res.DurationSeconds}
+	// The audio is stored: record it even if ctx ended meanwhile.
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if err := h.Store.CompleteJob(dctx, job.ID, attempt, a); err != nil {
+		return tts.Audio{}, fmt.Errorf("recording success: %w", err)
+	}
+	return a, nil
+}
+
+// fail decides what an error means: a user cancel, a shutdown, a permanent
+// failure or one to retry.
+func (h *Handler) fail(ctx, runCtx context.Context, log *slog.Logger, job *tts.Job, attempt int, err error) error {
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if errors.Is(context.Cause(runCtx), errUserCanceled) || h.cancelRequested(dctx, job.ID) {
+		return h.cancel(dctx, log, job.ID)
+	}
+	if tts.ErrorCode(err) == tts.ECONFLICT {
+		// Another attempt owns the job now (duplicate delivery).
+		log.Warn("attempt superseded; leaving the job to the newer attempt", "err", err)
+		return nil
+	}
+	if ctx.Err() != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		// Shutdown: asynq has put the task back and the next attempt picks
+		// up the row where it is (running is a valid start state). The row
+		// is not touched here: a new attempt may already own it.
+		log.Warn("attempt interrupted; the task goes back to the queue", "err", err)
+		return err
+	}
+	retried, _ := asynq.GetRetryCount(ctx)
+	maxRetry, ok := asynq.GetMaxRetry(ctx)
+	if !ok {
+		maxRetry = queue.MaxRetry
+	}
+	permanent := tts.ErrorCode(err) == tts.EINVALID || tts.ErrorCode(err) == tts.EUNSUPPORTED
+	if permanent || retried >= maxRetry {
+		reason := readable(err)
+		log.Error("job failed", "err", err, "permanent", permanent, "retried", retried)
+		if ferr := h.Store.FailJob(dctx, job.ID, attempt, reason); ferr != nil && tts.ErrorCode(ferr) != tts.ECONFLICT {
+			return ferr
+		}
+		return fmt.Errorf("%s: %w", reason, asynq.SkipRetry)
+	}
+	log.Warn("attempt failed; will retry", "err", err, "retried", retried, "max_retry", maxRetry)
+	return err
+}
+
+func (h *Handler) cancel(ctx context.Context, log *slog.Logger, id string) error {
+	if err := h.Store.CancelJob(ctx, id); err != nil && tts.ErrorCode(err) != tts.ECONFLICT {
+		return fmt.Errorf("recording cancel: %w", err)
+	}
+	log.Info("job canceled")
+	return nil
+}
+
+func (h *Handler) cancelRequested(ctx context.Context, id string) bool {
+	j, err := h.Store.FindJob(ctx, id)
+	return err == nil && j.CancelRequested
+}
+
+// watchCancel polls the job's cancel flag and cancels ctx when it is set.
+func (h *Handler) watchCancel(ctx context.Context, id string, stop context.CancelCauseFunc) {
+	every := h.CancelPoll
+	if every <= 0 {
+		every = time.Second
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if h.cancelRequested(ctx, id) {
+				stop(errUserCanceled)
+				return
+			}
+		}
+	}
+}
+
+// stageErr names the stage that failed, for the job's readable reason.
+type stageErr struct {
+	stage string
+	err   error
+}
+
+func (e *stageErr) Error() string { return e.stage + ": " + e.err.Error() }
+func (e *stageErr) Unwrap() error { return e.err }
+
+func stageError(stage string, err error) error { return &stageErr{stage: stage, err: err} }
+
+// readable returns the reason shown to the job's owner: the client-safe
+// message of a domain error, otherwise only the stage.
+func readable(err error) string {
+	stage := "processing"
+	var se *stageErr
+	if errors.As(err, &se) {
+		stage = se.stage
+	}
+	var te *tts.Error
+	if errors.As(err, &te) {
+		return stage + " failed: " + te.Message
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return stage + " failed: the attempt took longer than its time limit"
+	}
+	return stage + " failed after all retries (internal error; see the worker log)"
+}
+
+func taskID(ctx context.Context) string {
+	id, _ := asynq.GetTaskID(ctx)
+	return id
+}

@@ -1,0 +1,100 @@
+package worker
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/kokorotts/kokoro-tts/pkg/tts"
+)
+
+// TaskQueue is what the reconciler needs from the queue.
+type TaskQueue interface {
+	tts.Enqueuer
+	// TaskState returns the state of job's task ("" when none exists) and
+	// its last error.
+	TaskState(ctx context.Context, job *tts.Job) (state, lastErr string, err error)
+}
+
+// Reconciler repairs the gap between the database and the queue: enqueue is
+// not transactional with the insert, Redis can lose data (restart without
+// persistence, eviction) and asynq archives a task whose worker kept dying.
+// For every live job not updated for a while it checks the task: a missing
+// task is enqueued again, an archived one fails the job with its reason.
+type Reconciler struct {
+	Store      tts.JobStore
+	Queue      TaskQueue
+	Logger     *slog.Logger
+	Interval   time.Duration // between passes; default 30 s
+	StaleAfter time.Duration // a live job untouched this long is checked; default 1 min
+}
+
+// Run runs passes until ctx is done.
+func (r *Reconciler) Run(ctx context.Context) {
+	every := r.Interval
+	if every <= 0 {
+		every = 30 * time.Second
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		if _, err := r.Pass(ctx); err != nil && ctx.Err() == nil {
+			r.Logger.Warn("reconciler pass failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Pass checks the stale live jobs once and returns how many it repaired.
+func (r *Reconciler) Pass(ctx context.Context) (int, error) {
+	stale := r.StaleAfter
+	if stale <= 0 {
+		stale = time.Minute
+	}
+	jobs, err := r.Store.StaleJobs(ctx, time.Now().Add(-stale), 500)
+	if err != nil {
+		return 0, err
+	}
+	repaired := 0
+	for _, job := range jobs {
+		state, lastErr, err := r.Queue.TaskState(ctx, job)
+		if err != nil {
+			return repaired, err
+		}
+		log := r.Logger.With("job_id", job.ID, "status", job.Status, "task_state", state)
+		switch state {
+		case "":
+			if err := r.Queue.Enqueue(ctx, job); err != nil {
+				return repaired, err
+			}
+			log.Warn("re-enqueued a live job whose task was missing")
+			repaired++
+		case "archived":
+			reason := fmt.Sprintf("gave up after %d attempts (see the worker log)", job.Attempts)
+			if strings.Contains(lastErr, "lease expired") {
+				reason = fmt.Sprintf("gave up after %d attempts: the worker running it stopped (crashed or was killed) each time", job.Attempts)
+			}
+			log = log.With("last_error", lastErr)
+			if err := r.Store.FailJob(ctx, job.ID, 0, reason); err != nil && tts.ErrorCode(err) != tts.ECONFLICT {
+				return repaired, err
+			}
+			log.Warn("failed a live job whose task was archived", "reason", reason)
+			repaired++
+		case "completed":
+			// The handler finished without recording a terminal state
+			// (it should not happen): fail rather than hang forever.
+			if err := r.Store.FailJob(ctx, job.ID, 0, "the job's task ended without a result"); err != nil && tts.ErrorCode(err) != tts.ECONFLICT {
+				return repaired, err
+			}
+			log.Error("failed a live job whose task completed without a result")
+			repaired++
+		}
+	}
+	return repaired, nil
+}

@@ -1,0 +1,86 @@
+// Package queue is the wire contract between the API and the workers: task
+// type names, versioned payloads, their constructors and parsers, and the
+// queue priorities. Task type names are a persisted protocol: never rename
+// them, add a new version instead.
+package queue
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/kokorotts/kokoro-tts/pkg/tts"
+)
+
+// TypeSynthesize is the task type of a synthesis job.
+const TypeSynthesize = "tts:synthesize"
+
+// PayloadVersion is the version of SynthesizePayload this code writes.
+const PayloadVersion = 1
+
+// MaxRetry is how many times a failed or lost attempt is retried: a job gets
+// MaxRetry+1 attempts in all. A crashed worker's attempt counts as one.
+const MaxRetry = 3
+
+// Queues maps the queue names to their priorities. With strict priority a
+// worker always drains "interactive" before it takes a "batch" task.
+var Queues = map[string]int{tts.QueueInteractive: 10, tts.QueueBatch: 1}
+
+// SynthesizePayload is the body of a TypeSynthesize task. It carries only the
+// job id: the database row is the source of truth.
+type SynthesizePayload struct {
+	Version int    `json:"v"`
+	JobID   string `json:"job_id"`
+}
+
+// Timeout returns how long one attempt at synthesising text of n characters
+// may take: two minutes plus 50 ms per character (a CPU-only Kokoro renders
+// roughly 15 characters of text per second), at most one hour.
+func Timeout(n int) time.Duration {
+	d := 2*time.Minute + time.Duration(n)*50*time.Millisecond
+	if d > time.Hour {
+		d = time.Hour
+	}
+	return d
+}
+
+// NewSynthesizeTask returns the task for job. Its TaskID is the job id, so
+// enqueueing the same job twice is detected by asynq (ErrTaskIDConflict).
+func NewSynthesizeTask(job *tts.Job) (*asynq.Task, error) {
+	if job.ID == "" {
+		return nil, fmt.Errorf("queue: job has no id")
+	}
+	b, err := json.Marshal(SynthesizePayload{Version: PayloadVersion, JobID: job.ID})
+	if err != nil {
+		return nil, err
+	}
+	q := job.Queue
+	if _, ok := Queues[q]; !ok {
+		q = tts.QueueInteractive
+	}
+	return asynq.NewTask(TypeSynthesize, b,
+		asynq.TaskID(job.ID),
+		asynq.Queue(q),
+		asynq.MaxRetry(MaxRetry),
+		asynq.Timeout(Timeout(job.Characters())),
+	), nil
+}
+
+// ParseSynthesize decodes a TypeSynthesize payload. A payload that cannot be
+// decoded, or of an unknown version, is an EINVALID error: retrying it cannot
+// help.
+func ParseSynthesize(payload []byte) (SynthesizePayload, error) {
+	var p SynthesizePayload
+	if err := json.Unmarshal(payload, &p); err != nil {
+		return p, tts.Wrap(tts.EINVALID, err, "queue: malformed synthesize payload")
+	}
+	if p.Version != PayloadVersion {
+		return p, tts.Errorf(tts.EINVALID, "queue: unsupported synthesize payload version %d", p.Version)
+	}
+	if p.JobID == "" {
+		return p, tts.Errorf(tts.EINVALID, "queue: synthesize payload without job id")
+	}
+	return p, nil
+}
