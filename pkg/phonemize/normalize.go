@@ -116,9 +116,9 @@ func dropSpacesBetweenNewlines(s string) string {
 
 // Byte classes. Every test is on ASCII, so scanning bytes of UTF-8 is exact:
 // the bytes of a multi-byte character are never ASCII.
-func isDigit(c byte) bool { return '0' <= c && c <= '9' }
-func isUpper(c byte) bool { return 'A' <= c && c <= 'Z' }
-func isLower(c byte) bool { return 'a' <= c && c <= 'z' }
+func isDigit(c byte) bool  { return '0' <= c && c <= '9' }
+func isUpper(c byte) bool  { return 'A' <= c && c <= 'Z' }
+func isLower(c byte) bool  { return 'a' <= c && c <= 'z' }
 func isLetter(c byte) bool { return isUpper(c) || isLower(c) }
 
 // isWord is JavaScript's \w without the u flag.
@@ -145,7 +145,7 @@ func spaceUpperAt(s string, i int) bool { return at(s, i) == ' ' && isUpper(at(s
 func expandTitles(s string) string {
 	type title struct {
 		mixed, upper, with string
-		mixedNeedsName bool
+		mixedNeedsName     bool
 	}
 	titles := []title{
 		{"Dr.", "DR.", "Doctor", true},

@@ -5,6 +5,7 @@
 //   node golden.mjs             # writes ../../pkg/phonemize/testdata/golden/*.json
 //   node golden.mjs --check     # reads a JSON array of strings on stdin and prints
 //                               # [{text, normalized, a, b}] (for ad-hoc differential runs)
+//   node golden.mjs --check-normalize  # the same with the normaliser only: [{text, normalized}]
 //
 // kokoro-js does not export its phonemize() nor its normaliser, so this script
 // loads a copy of the published dist/kokoro.js with two tiny, checked edits:
@@ -48,12 +49,18 @@ async function loadKokoro() {
 
 async function main() {
   const k = await loadKokoro();
-  if (process.argv.includes("--check")) {
+  const normalizeOnly = process.argv.includes("--check-normalize");
+  if (normalizeOnly || process.argv.includes("--check")) {
     let input = "";
     for await (const chunk of process.stdin) input += chunk;
     const out = [];
     for (const text of JSON.parse(input)) {
-      out.push({ text, normalized: k.normalize(text), a: await k.phonemize(text, "a"), b: await k.phonemize(text, "b") });
+      const row = { text, normalized: k.normalize(text) };
+      if (!normalizeOnly) {
+        row.a = await k.phonemize(text, "a");
+        row.b = await k.phonemize(text, "b");
+      }
+      out.push(row);
     }
     process.stdout.write(JSON.stringify(out, null, 1) + "\n");
     return;
