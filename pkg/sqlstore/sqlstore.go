@@ -134,7 +134,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 	}
 	if opts.NoCreate {
 		if _, err := os.Stat(path); err != nil {
-			return nil, fmt.Errorf("database %s: %w", path, err)
+			return nil, fmt.Errorf("open database: %w", err)
 		}
 	} else if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("create database directory: %w", err)

@@ -1,0 +1,176 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/caarlos0/env/v11"
+
+	"github.com/kokorotts/kokoro-tts/pkg/sqlstore"
+)
+
+// runMigrate runs the command and returns its exit code and output.
+func runMigrate(t *testing.T, environ map[string]string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code = run(context.Background(), args, environ, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+// jsonLogs decodes JSON log lines.
+func jsonLogs(t *testing.T, s string) []map[string]any {
+	t.Helper()
+	var recs []map[string]any
+	sc := bufio.NewScanner(strings.NewReader(s))
+	for sc.Scan() {
+		var rec map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
+			t.Fatalf("log line is not JSON: %q: %v", sc.Text(), err)
+		}
+		recs = append(recs, rec)
+	}
+	return recs
+}
+
+func TestMigrateThenCheck(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "db", "tts.db")
+	environ := map[string]string{"DATABASE_URL": "sqlite:" + path, "LOG_FORMAT": "json"}
+
+	// -check never creates the database.
+	code, _, stderr := runMigrate(t, environ, "-check")
+	if code != 1 || !strings.Contains(stderr, `database does not exist: run \"migrate\"`) {
+		t.Fatalf("-check on a missing database: exit %d, stderr %s", code, stderr)
+	}
+	if _, err := os.Stat(filepath.Dir(path)); !os.IsNotExist(err) {
+		t.Fatalf("-check created %s (%v)", filepath.Dir(path), err)
+	}
+
+	code, _, stderr = runMigrate(t, environ)
+	if code != 0 {
+		t.Fatalf("migrate: exit %d, stderr %s", code, stderr)
+	}
+	recs := jsonLogs(t, stderr)
+	if len(recs) != 1 || recs[0]["msg"] != "database migrated" || recs[0]["database"] != path ||
+		!slices.Equal(toInts(recs[0]["applied"]), []int{1}) || recs[0]["schema_version"] != float64(sqlstore.SchemaVersion) {
+		t.Fatalf("migrate logged %v", recs)
+	}
+
+	code, _, stderr = runMigrate(t, environ, "-check")
+	if code != 0 || !strings.Contains(stderr, "database schema is up to date") {
+		t.Fatalf("-check after migrate: exit %d, stderr %s", code, stderr)
+	}
+
+	// Running again applies nothing.
+	code, _, stderr = runMigrate(t, environ)
+	recs = jsonLogs(t, stderr)
+	if code != 0 || len(recs) != 1 || len(toInts(recs[0]["applied"])) != 0 || recs[0]["applied"] == nil {
+		t.Fatalf("second migrate: exit %d, logged %v", code, recs)
+	}
+}
+
+func toInts(v any) []int {
+	a, _ := v.([]any)
+	var out []int
+	for _, x := range a {
+		f, _ := x.(float64)
+		out = append(out, int(f))
+	}
+	return out
+}
+
+func TestCheckBehind(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tts.db")
+	db, err := sqlstore.Open(context.Background(), "sqlite:"+path, sqlstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	code, _, stderr := runMigrate(t, map[string]string{"DATABASE_URL": "sqlite:" + path}, "-check")
+	want := `database is not migrated (schema version 0, want 1): run \"migrate\" (go run ./cmd/migrate)`
+	if code != 1 || !strings.Contains(stderr, want) || !strings.Contains(stderr, "level=ERROR") {
+		t.Fatalf("-check on an empty database: exit %d, stderr %s; want %s", code, stderr, want)
+	}
+}
+
+func TestDefaultDatabase(t *testing.T) {
+	dir := t.TempDir()
+	code, _, stderr := runMigrate(t, map[string]string{"DATA_DIR": dir})
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "kokoro-tts.db")); err != nil {
+		t.Fatalf("DATA_DIR/kokoro-tts.db: %v", err)
+	}
+
+	t.Chdir(t.TempDir())
+	code, _, stderr = runMigrate(t, nil)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if _, err := os.Stat(filepath.Join("data", "kokoro-tts.db")); err != nil {
+		t.Fatalf("./data/kokoro-tts.db: %v", err)
+	}
+}
+
+func TestBadConfiguration(t *testing.T) {
+	db := "sqlite:" + filepath.Join(t.TempDir(), "x.db")
+	tests := []struct {
+		environ map[string]string
+		want    string
+	}{
+		{map[string]string{"DATABASE_URL": "postgres://user:secret@db/tts"}, "DATABASE_URL: PostgreSQL is not supported yet"},
+		{map[string]string{"DATABASE_URL": "redis://localhost"}, `DATABASE_URL: unsupported database scheme \"redis\"`},
+		{map[string]string{"DATABASE_URL": db, "LOG_LEVEL": "loud"}, "LOG_LEVEL"},
+		{map[string]string{"DATABASE_URL": db, "LOG_FORMAT": "xml"}, "LOG_FORMAT"},
+	}
+	for _, tt := range tests {
+		code, _, stderr := runMigrate(t, tt.environ)
+		if code != 1 || !strings.Contains(stderr, tt.want) || strings.Contains(stderr, "secret") {
+			t.Errorf("%v: exit %d, stderr %s; want 1 and %q", tt.environ, code, stderr, tt.want)
+		}
+	}
+	// JSON logging applies to configuration errors too.
+	code, _, stderr := runMigrate(t, map[string]string{"DATABASE_URL": "postgres://x", "LOG_FORMAT": "json"})
+	if recs := jsonLogs(t, stderr); code != 1 || len(recs) != 1 || recs[0]["level"] != "ERROR" {
+		t.Errorf("JSON configuration error: exit %d, %v", code, recs)
+	}
+}
+
+func TestFlags(t *testing.T) {
+	code, stdout, _ := runMigrate(t, nil, "-version")
+	if code != 0 || !strings.Contains(stdout, "schema version 1") {
+		t.Fatalf("-version: exit %d, %q", code, stdout)
+	}
+	if code, _, _ := runMigrate(t, nil, "-nope"); code != 2 {
+		t.Fatalf("unknown flag: exit %d, want 2", code)
+	}
+	if code, _, _ := runMigrate(t, nil, "extra"); code != 2 {
+		t.Fatalf("stray argument: exit %d, want 2", code)
+	}
+	if code, _, stderr := runMigrate(t, nil, "-h"); code != 0 || !strings.Contains(stderr, "-check") {
+		t.Fatalf("-h: exit %d, %q", code, stderr)
+	}
+}
+
+// TestConfigVariables: the variables are discoverable from the struct tags.
+func TestConfigVariables(t *testing.T) {
+	params, err := env.GetFieldParams(&config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for _, p := range params {
+		keys = append(keys, p.Key)
+	}
+	want := []string{"DATABASE_URL", "DATA_DIR", "LOG_LEVEL", "LOG_FORMAT"}
+	if !slices.Equal(keys, want) {
+		t.Fatalf("variables %v, want %v", keys, want)
+	}
+}
