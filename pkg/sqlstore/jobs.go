@@ -151,25 +151,21 @@ func (s *DB) CreateJob(ctx context.Context, job *tts.Job) (*tts.Job, bool, error
 	// Two tries: if the job holding the key vanished between the INSERT and
 	// the SELECT (a future retention sweep), the second INSERT wins.
 	for range 2 {
-		res, err := s.db.ExecContext(ctx, `INSERT INTO jobs (
+		var r jobRow
+		err := s.db.GetContext(ctx, &r, `INSERT INTO jobs (
 			id, status, text, voice, speed, format, queue, attempts, max_attempts,
 			idempotency_key, request_hash, created_at, updated_at
 		) VALUES (?, 'queued', ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?)
-		ON CONFLICT (idempotency_key) DO NOTHING`,
+		ON CONFLICT (idempotency_key) DO NOTHING
+		RETURNING `+jobColumns,
 			id, job.Text, job.Voice, job.Speed, string(job.Format), job.Queue, job.MaxAttempts,
 			nullString(job.IdempotencyKey), job.RequestHash, created, now)
-		if isUniqueViolation(err) {
+		if err == nil {
+			return r.job(), true, nil
+		} else if isUniqueViolation(err) {
 			return nil, false, tts.Wrap(tts.ECONFLICT, err, "a job with this id already exists")
-		} else if err != nil {
+		} else if !errors.Is(err, sql.ErrNoRows) {
 			return nil, false, dbError(err, "create job")
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return nil, false, dbError(err, "create job")
-		}
-		if n == 1 {
-			stored, err := s.FindJob(ctx, id)
-			return stored, err == nil, err
 		}
 		// The key is taken.
 		existing, err := s.findBy(ctx, "idempotency_key", job.IdempotencyKey)
