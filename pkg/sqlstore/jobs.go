@@ -103,13 +103,6 @@ func fromNullMillis(ms sql.NullInt64) *time.Time {
 
 func nullString(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }
 
-func bit(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
-}
-
 // nowMillis is the store's clock in the stored unit.
 func (s *DB) nowMillis() int64 { return s.now().UnixMilli() }
 
@@ -200,7 +193,7 @@ func (s *DB) DeleteJob(ctx context.Context, id string) error {
 		return err
 	}
 	if j.Status.Terminal() {
-		return s.conflict(j, 0)
+		return conflict(j, 0)
 	}
 	return tts.Errorf(tts.ECONFLICT, "job has started, it cannot be deleted")
 }
@@ -394,7 +387,7 @@ func (s *DB) RequeueJob(ctx context.Context, id string) error {
 	if j.Status == tts.StatusQueued {
 		return tts.Errorf(tts.ECONFLICT, "job is queued, not running")
 	}
-	return s.conflict(j, 0)
+	return conflict(j, 0)
 }
 
 // StaleJobs returns live jobs (queued or running) last updated before
@@ -456,11 +449,11 @@ func (s *DB) whyNot(ctx context.Context, id string, attempt int) error {
 	if err != nil {
 		return err
 	}
-	return s.conflict(j, attempt)
+	return conflict(j, attempt)
 }
 
 // conflict describes, in words safe for a client, why j refused a change.
-func (s *DB) conflict(j *tts.Job, attempt int) error {
+func conflict(j *tts.Job, attempt int) error {
 	switch {
 	case j.Status.Terminal():
 		return tts.Errorf(tts.ECONFLICT, "job is already %s", j.Status)
