@@ -142,19 +142,17 @@ func (p *proc) failure(ctx context.Context, err error) error {
 	return fmt.Errorf("espeak-ng: %w", err)
 }
 
-// phonemize sends each text (already prepared by espeakLines) and returns its
-// IPA: the non-empty output lines joined by spaces, as kokoro-js does. On any
+// phonemize sends each line (prepared by espeakLine) and returns its IPA:
+// the non-empty output lines joined by spaces, as kokoro-js does. On any
 // error the process is killed and must not be reused.
-func (p *proc) phonemize(ctx context.Context, texts [][]string) ([]string, error) {
+func (p *proc) phonemize(ctx context.Context, lines []string) ([]string, error) {
 	stop := context.AfterFunc(ctx, p.kill)
 	defer stop()
 
 	var input bytes.Buffer
-	for _, lines := range texts {
-		for _, l := range lines {
-			input.WriteString(l)
-			input.WriteByte('\n')
-		}
+	for _, l := range lines {
+		input.WriteString(l)
+		input.WriteByte('\n')
 		input.WriteString(sentinelInput)
 		input.WriteByte('\n')
 	}
@@ -164,8 +162,8 @@ func (p *proc) phonemize(ctx context.Context, texts [][]string) ([]string, error
 		writeErr <- err
 	}()
 
-	out := make([]string, len(texts))
-	for i := range texts {
+	out := make([]string, len(lines))
+	for i := range lines {
 		var parts []string
 		for {
 			line, err := p.readLine()
@@ -221,19 +219,28 @@ func missingESpeak(path string, err error) error {
 	return fmt.Errorf("cannot run espeak-ng (%q): %w; install the Debian package espeak-ng (apt-get install espeak-ng)", path, err)
 }
 
-// espeakLines prepares one text part for line mode: a single newline is a
-// space to espeak-ng, so it becomes one; NUL would end the C string early and
-// is dropped. ok is false when the part is too long for one line.
+// espeakLine prepares one text part for line mode so that espeak-ng reads it
+// exactly as it reads the part alone (as kokoro-js's phonemizer passes it):
+//   - the line ends with " \n": espeak-ng sees the newline that ends a line,
+//     and a word right before a newline is read differently ("CEO's\n" is
+//     sˈiːoʊz, "CEO's" at the end of a text sˌiːˌiːˈoʊz); a space before it
+//     makes it read as at the end of the text;
+//   - a newline inside the part becomes "\r", which espeak-ng treats like a
+//     newline (not like a space) but which does not end the line;
+//   - NUL would end the C string early and is dropped.
+//
+// ok is false when the part is too long for one line. TestLineModeMatchesOneShot
+// checks the equivalence.
 func espeakLine(text string) (line string, ok bool) {
 	line = strings.Map(func(r rune) rune {
 		switch r {
-		case '\n', '\r':
-			return ' '
+		case '\n':
+			return '\r'
 		case 0:
 			return -1
 		}
 		return r
-	}, text)
+	}, text) + " "
 	return line, len(line) <= maxLineBytes
 }
 
@@ -306,11 +313,17 @@ func (pl *pool) close() {
 	}
 }
 
-// phonemize returns the IPA of each text part, in order.
+// batchPerProcess is the fewest lines worth handing to another process of
+// the pool when one request has many.
+const batchPerProcess = 32
+
+// phonemize returns the IPA of each text part, in order. Parts too long for
+// line mode get a one-shot process; the others are spread over up to n
+// pooled processes.
 func (pl *pool) phonemize(ctx context.Context, parts []string) ([]string, error) {
 	out := make([]string, len(parts))
-	var lined [][]string
-	var lineIdx []int
+	var lines []string
+	var at []int
 	for i, t := range parts {
 		line, ok := espeakLine(t)
 		if !ok {
@@ -321,23 +334,50 @@ func (pl *pool) phonemize(ctx context.Context, parts []string) ([]string, error)
 			out[i] = ph
 			continue
 		}
-		lined = append(lined, []string{line})
-		lineIdx = append(lineIdx, i)
+		lines = append(lines, line)
+		at = append(at, i)
 	}
-	if len(lined) == 0 {
+	if len(lines) == 0 {
 		return out, nil
 	}
-	p, err := pl.acquire(ctx)
-	if err != nil {
-		return nil, err
+	groups := min(cap(pl.sem), (len(lines)+batchPerProcess-1)/batchPerProcess)
+	size := (len(lines) + groups - 1) / groups
+	errs := make([]error, groups)
+	var wg sync.WaitGroup
+	for g := range groups {
+		lo, hi := g*size, min((g+1)*size, len(lines))
+		if lo >= hi {
+			continue
+		}
+		run := func() {
+			p, err := pl.acquire(ctx)
+			if err != nil {
+				errs[g] = err
+				return
+			}
+			res, err := p.phonemize(ctx, lines[lo:hi])
+			pl.release(p, err == nil)
+			if err != nil {
+				errs[g] = err
+				return
+			}
+			for k, r := range res {
+				out[at[lo+k]] = r
+			}
+		}
+		if groups == 1 {
+			run()
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			run()
+		}()
 	}
-	res, err := p.phonemize(ctx, lined)
-	pl.release(p, err == nil)
-	if err != nil {
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
 		return nil, err
-	}
-	for k, i := range lineIdx {
-		out[i] = res[k]
 	}
 	return out, nil
 }
