@@ -177,9 +177,10 @@ func newEngine(t testing.TB, cfg Config) *Engine {
 
 // echo is what an echo fixture saw in one call (see make_fixtures.py).
 type echo struct {
-	ids   []int64 // including the pads
-	speed float32
-	style []float32
+	ids        []int64 // including the pads
+	speed      float32
+	style      []float32
+	start, end int // sample offsets of the segment's magic and one past its style
 }
 
 const (
@@ -208,7 +209,7 @@ func decodeEcho(samples []float32) ([]echo, error) {
 		if n < 2 || end > len(samples) {
 			return out, fmt.Errorf("segment at %d: bad length %d", i, n)
 		}
-		var e echo
+		e := echo{start: i, end: end}
 		for _, v := range samples[i+2 : i+2+n] {
 			e.ids = append(e.ids, int64(math.Round(float64(v)*1024)))
 		}
