@@ -140,6 +140,9 @@ func (e *Encoder) Encode(ctx context.Context, p tts.PCM, f tts.Format, w io.Writ
 		if ctx.Err() != nil {
 			return res, canceled(ctx.Err())
 		}
+		if cw.err != nil {
+			return res, fmt.Errorf("audio: writing %s: %w", f, cw.err)
+		}
 		return res, fmt.Errorf("audio: encode %s: %w", f, err)
 	}
 	return res, nil
@@ -148,7 +151,7 @@ func (e *Encoder) Encode(ctx context.Context, p tts.PCM, f tts.Format, w io.Writ
 // EncodeBytes is Encode into memory.
 func (e *Encoder) EncodeBytes(ctx context.Context, p tts.PCM, f tts.Format) ([]byte, Result, error) {
 	var buf bytes.Buffer
-	// MP3 at 64 kbps is 8 KB per second of audio; WAV is 48 KB.
+	// A guess between MP3 at 64 kbps (8 KB a second) and WAV (48 KB).
 	buf.Grow(len(p.Samples)/2 + 1024)
 	res, err := e.Encode(ctx, p, f, &buf)
 	if err != nil {
@@ -204,15 +207,21 @@ func runError(path string, err error, stderr *tailBuffer) error {
 	return fmt.Errorf("%s failed: %w", path, err)
 }
 
-// countingWriter counts the bytes written through it.
+// countingWriter counts the bytes written through it and remembers the
+// first write error, which explains a failure better than the broken pipe
+// ffmpeg then reports.
 type countingWriter struct {
-	w io.Writer
-	n int64
+	w   io.Writer
+	n   int64
+	err error
 }
 
 func (c *countingWriter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
 	c.n += int64(n)
+	if err != nil && c.err == nil {
+		c.err = err
+	}
 	return n, err
 }
 

@@ -354,3 +354,20 @@ func BenchmarkEncodeMP3(b *testing.B) { benchmarkEncode(b, tts.FormatMP3) }
 
 // BenchmarkEncodeWAV encodes 10 s of audio.
 func BenchmarkEncodeWAV(b *testing.B) { benchmarkEncode(b, tts.FormatWAV) }
+
+type failingWriter struct{ err error }
+
+func (w failingWriter) Write([]byte) (int, error) { return 0, w.err }
+
+// A failing destination (a client gone away) is reported as itself, for
+// both kinds of encoder.
+func TestEncodeWriterError(t *testing.T) {
+	requireTool(t, "ffmpeg", "ffmpeg")
+	boom := errors.New("connection reset")
+	for _, f := range []tts.Format{tts.FormatWAV, tts.FormatMP3} {
+		_, err := newEncoder(t).Encode(context.Background(), sine(24000, 2, 440, 0.5), f, failingWriter{boom})
+		if !errors.Is(err, boom) {
+			t.Errorf("%s: err = %v, want %v", f, err, boom)
+		}
+	}
+}
