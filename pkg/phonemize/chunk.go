@@ -190,32 +190,30 @@ func (c *chunker) split(ctx context.Context, segs []segment, level int) ([][]seg
 			return c.split(ctx, segs, level+1)
 		}
 	}
-	// Pack neighbouring units that fit; a unit too big on its own is cut
-	// finer and its pieces stand alone.
+	// Pack neighbours while they fit. A unit too big on its own is cut finer
+	// first; its pieces are packed with the units around it too, which only
+	// ever removes cuts (the pieces' own cuts stay where they were).
 	var out [][]segment
 	var cur []segment
 	for _, u := range units {
+		pieces := [][]segment{u}
 		if !c.fits(u) {
-			if cur != nil {
-				out, cur = append(out, cur), nil
-			}
-			sub, err := c.split(ctx, u, level+1)
-			if err != nil {
+			var err error
+			if pieces, err = c.split(ctx, u, level+1); err != nil {
 				return nil, err
 			}
-			out = append(out, sub...)
-			continue
 		}
-		if cur == nil {
-			cur = append([]segment(nil), u...)
-			continue
+		for _, p := range pieces {
+			if cur != nil {
+				next := append(append(make([]segment, 0, len(cur)+len(p)), cur...), p...)
+				if c.fits(next) {
+					cur = next
+					continue
+				}
+				out = append(out, cur)
+			}
+			cur = p
 		}
-		next := append(append([]segment(nil), cur...), u...)
-		if c.fits(next) {
-			cur = next
-			continue
-		}
-		out, cur = append(out, cur), append([]segment(nil), u...)
 	}
 	if cur != nil {
 		out = append(out, cur)
