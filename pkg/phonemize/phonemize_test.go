@@ -87,7 +87,7 @@ func TestTokenize(t *testing.T) {
 		{"", []int64{}},
 		{"həlˈoʊ, wˈɜːld!", []int64{50, 83, 54, 156, 57, 135, 3, 16, 65, 156, 87, 158, 54, 46, 5}},
 		{"«ɹˈiəli»", []int64{123, 156, 51, 83, 54, 51}}, // « » are not in the vocab
-		{"g\n\tX", []int64{}},                            // ASCII g is not a Kokoro symbol (ɡ is)
+		{"g\n\tX", []int64{}}, // ASCII g is not a Kokoro symbol (ɡ is)
 		{"\xff\xfe", []int64{}},
 	} {
 		got := Tokenize(c.in)
