@@ -1,0 +1,234 @@
+package s3_test
+
+import (
+	"crypto/rand"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kokorotts/kokoro-tts/internal/testsvc"
+	"github.com/kokorotts/kokoro-tts/storage"
+	"github.com/kokorotts/kokoro-tts/storage/s3"
+	"github.com/kokorotts/kokoro-tts/storage/storagetest"
+)
+
+// bucketName returns a fresh, valid bucket name.
+func bucketName() string {
+	return "test-" + strings.ToLower(rand.Text())
+}
+
+func config(srv testsvc.MinIOServer, bucket string) s3.Config {
+	return s3.Config{
+		Endpoint:     srv.Endpoint,
+		Bucket:       bucket,
+		AccessKey:    srv.AccessKey,
+		SecretKey:    srv.SecretKey,
+		CreateBucket: true,
+	}
+}
+
+func newStore(t *testing.T, cfg s3.Config) *s3.Store {
+	t.Helper()
+	s, err := s3.New(t.Context(), cfg)
+	if err != nil {
+		t.Fatalf("s3.New: %v", err)
+	}
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	srv := testsvc.MinIO(t)
+	storagetest.Run(t, func(t *testing.T) storage.Store {
+		return newStore(t, config(srv, bucketName()))
+	})
+}
+
+func TestBucketCreation(t *testing.T) {
+	srv := testsvc.MinIO(t)
+	ctx := t.Context()
+	bucket := bucketName()
+
+	cfg := config(srv, bucket)
+	cfg.CreateBucket = false
+	s := newStore(t, cfg)
+	if err := s.Ping(ctx); err == nil {
+		t.Error("Ping succeeded on a missing bucket")
+	}
+	// A missing bucket is a configuration error, not a missing object.
+	if _, err := s.Stat(ctx, "k"); err == nil || errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("Stat in a missing bucket: error = %v; want an error that is not storage.ErrNotFound", err)
+	}
+	if _, err := s.Put(ctx, "k", strings.NewReader("x"), 1, ""); err == nil {
+		t.Error("Put into a missing bucket succeeded")
+	}
+
+	// API and worker start together: concurrent creators must all succeed.
+	cfg.CreateBucket = true
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			if _, err := s3.New(ctx, cfg); err != nil {
+				t.Errorf("s3.New with CreateBucket: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	if err := s.Ping(ctx); err != nil {
+		t.Fatalf("Ping after creation: %v", err)
+	}
+	if _, err := s.Put(ctx, "k", strings.NewReader("x"), 1, ""); err != nil {
+		t.Fatalf("Put after creation: %v", err)
+	}
+	// Creating again leaves the bucket and its objects alone.
+	newStore(t, cfg)
+	if info, err := s.Stat(ctx, "k"); err != nil || info.Size != 1 {
+		t.Errorf("Stat after re-creating = %+v, %v", info, err)
+	}
+}
+
+func TestWrongCredentials(t *testing.T) {
+	srv := testsvc.MinIO(t)
+	bucket := bucketName()
+	newStore(t, config(srv, bucket))
+	cfg := config(srv, bucket)
+	cfg.CreateBucket = false
+	cfg.SecretKey = "wrong-secret"
+	s := newStore(t, cfg)
+	if err := s.Ping(t.Context()); err == nil {
+		t.Error("Ping with a wrong secret key succeeded")
+	}
+}
+
+func get(t *testing.T, u string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, u, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", u, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: %v", u, err)
+	}
+	return resp.StatusCode, string(b)
+}
+
+func TestPresignExpires(t *testing.T) {
+	srv := testsvc.MinIO(t)
+	s := newStore(t, config(srv, bucketName()))
+	if _, err := s.Put(t.Context(), "short.txt", strings.NewReader("short-lived"), -1, "text/plain"); err != nil {
+		t.Fatal(err)
+	}
+	u, err := s.PresignGet(t.Context(), "short.txt", time.Second)
+	if err != nil {
+		t.Fatalf("PresignGet: %v", err)
+	}
+	time.Sleep(2 * time.Second)
+	code, body := get(t, u)
+	if code != http.StatusForbidden || !strings.Contains(body, "expired") {
+		t.Errorf("GET of an expired URL = %d %.200q; want 403 with an expiry error", code, body)
+	}
+	for _, expiry := range []time.Duration{0, 500 * time.Millisecond, 8 * 24 * time.Hour} {
+		if _, err := s.PresignGet(t.Context(), "short.txt", expiry); err == nil {
+			t.Errorf("PresignGet with expiry %v succeeded", expiry)
+		}
+	}
+}
+
+func TestPresignPublicEndpoint(t *testing.T) {
+	srv := testsvc.MinIO(t)
+	bucket := bucketName()
+	newStore(t, config(srv, bucket))
+	_, port, _ := strings.Cut(srv.Endpoint, ":")
+
+	// The same server under another name, as a client outside would see it;
+	// without Region the store looks the region up.
+	cfg := config(srv, bucket)
+	cfg.PublicEndpoint = "http://localhost:" + port
+	s := newStore(t, cfg)
+	if _, err := s.Put(t.Context(), "pub/file.mp3", strings.NewReader("public bytes"), 12, "audio/mpeg"); err != nil {
+		t.Fatal(err)
+	}
+	u, err := s.PresignGet(t.Context(), "pub/file.mp3", time.Minute)
+	if err != nil {
+		t.Fatalf("PresignGet: %v", err)
+	}
+	if pu, err := url.Parse(u); err != nil || pu.Host != "localhost:"+port || pu.Scheme != "http" {
+		t.Fatalf("presigned URL %q; want it on http://localhost:%s", u, port)
+	}
+	if code, body := get(t, u); code != http.StatusOK || body != "public bytes" {
+		t.Errorf("GET presigned public URL = %d %.200q", code, body)
+	}
+
+	// With Region set nothing is dialled: a host that cannot resolve works,
+	// and the scheme comes from the URL.
+	cfg.PublicEndpoint = "https://files.invalid"
+	cfg.Region = "us-east-1"
+	s = newStore(t, cfg)
+	u, err = s.PresignGet(t.Context(), "pub/file.mp3", time.Minute)
+	if err != nil {
+		t.Fatalf("PresignGet: %v", err)
+	}
+	if !strings.HasPrefix(u, "https://files.invalid/"+bucket+"/pub/file.mp3?") {
+		t.Errorf("presigned URL %q; want it on https://files.invalid", u)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	base := s3.Config{Endpoint: "127.0.0.1:1", Bucket: "audio", Region: "us-east-1"}
+	for name, mutate := range map[string]func(*s3.Config){
+		"no endpoint":         func(c *s3.Config) { c.Endpoint = "" },
+		"endpoint scheme":     func(c *s3.Config) { c.Endpoint = "http://127.0.0.1:9000" },
+		"endpoint path":       func(c *s3.Config) { c.Endpoint = "127.0.0.1:9000/x" },
+		"no bucket":           func(c *s3.Config) { c.Bucket = "" },
+		"bad bucket":          func(c *s3.Config) { c.Bucket = "Under_Score" },
+		"public path":         func(c *s3.Config) { c.PublicEndpoint = "https://files.example.com/s3" },
+		"public query":        func(c *s3.Config) { c.PublicEndpoint = "https://files.example.com?x=1" },
+		"public scheme":       func(c *s3.Config) { c.PublicEndpoint = "ftp://files.example.com" },
+		"public without host": func(c *s3.Config) { c.PublicEndpoint = "https://" },
+	} {
+		cfg := base
+		mutate(&cfg)
+		if _, err := s3.New(t.Context(), cfg); err == nil {
+			t.Errorf("%s: New(%+v) succeeded", name, cfg)
+		}
+	}
+	// Without CreateBucket, and with Region set, New does not dial.
+	cfg := base
+	cfg.PublicEndpoint = "files.example.com"
+	if _, err := s3.New(t.Context(), cfg); err != nil {
+		t.Errorf("New(%+v) = %v; want no error without contacting the server", cfg, err)
+	}
+}
+
+// TestLongBodyMultipart covers bodies above the single-PUT limit, which
+// minio-go uploads in parts of exactly the declared size: without a check,
+// the bytes beyond it would be dropped and a truncated object stored.
+func TestLongBodyMultipart(t *testing.T) {
+	srv := testsvc.MinIO(t)
+	s := newStore(t, config(srv, bucketName()))
+	const declared = 16<<20 + 1 // minio-go's default part size, plus one
+	body := io.LimitReader(zeros{}, declared+1)
+	if _, err := s.Put(t.Context(), "long.bin", body, declared, ""); err == nil {
+		t.Error("Put of a body longer than its declared size succeeded")
+	}
+	if info, err := s.Stat(t.Context(), "long.bin"); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("Stat = %+v, %v; want storage.ErrNotFound", info, err)
+	}
+}
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
+}
