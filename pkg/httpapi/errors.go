@@ -71,14 +71,15 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 			detail errorDetail
 			he     *echo.HTTPError
 		)
-		if tts.ErrorCode(err) != tts.EINTERNAL && !errors.As(err, &he) {
+		isEcho := errors.As(err, &he)
+		if !isEcho && tts.ErrorCode(err) != tts.EINTERNAL {
 			code := tts.ErrorCode(err)
 			status, detail = statusOf(code), errorDetail{Code: code, Message: tts.ErrorMessage(err)}
 			var te *tts.Error
 			if errors.As(err, &te) && te.Err != nil {
 				log.Warn("request failed", "request_id", reqID, "code", code, "err", err)
 			}
-		} else if he != nil && he.Code != http.StatusInternalServerError {
+		} else if isEcho && he.Code != http.StatusInternalServerError {
 			status = he.Code
 			code, ok := echoCodes[he.Code]
 			if !ok {

@@ -76,7 +76,10 @@ func New(cfg Config) *Server {
 		ReferrerPolicy: "no-referrer",
 	}))
 	s := &Server{e: e, cfg: cfg}
-	api := e.Group("/api", middleware.BodyLimit(strconv.FormatInt(cfg.MaxBodyBytes, 10)+"B"))
+	// Applied with Use, not on a Group: Echo v4 gives a group with
+	// middleware a catch-all route that turns 405 into 404.
+	e.Use(middleware.BodyLimit(strconv.FormatInt(cfg.MaxBodyBytes, 10) + "B"))
+	api := e.Group("/api")
 	api.POST("/tts", s.submit)
 	api.GET("/jobs", s.list)
 	api.GET("/jobs/:id", s.get)

@@ -112,6 +112,7 @@ func (s *Service) Submit(ctx context.Context, req tts.Request, idempotencyKey st
 	if !created {
 		return existing, false, nil
 	}
+	job = existing // the stored row, as later reads will show it
 	if err := s.queue.Enqueue(ctx, job); err != nil {
 		// Not accepted: take the row back so a retry with the same
 		// Idempotency-Key starts afresh and nothing runs behind the

@@ -70,6 +70,14 @@ func (r *Reconciler) Pass(ctx context.Context) (int, error) {
 		log := r.Logger.With("job_id", job.ID, "status", job.Status, "task_state", state)
 		switch state {
 		case "":
+			if job.CancelRequested {
+				if err := r.Store.CancelJob(ctx, job.ID); err != nil && tts.ErrorCode(err) != tts.ECONFLICT {
+					return repaired, err
+				}
+				log.Warn("canceled a live job whose task was missing and whose cancel was requested")
+				repaired++
+				continue
+			}
 			if err := r.Queue.Enqueue(ctx, job); err != nil {
 				return repaired, err
 			}
