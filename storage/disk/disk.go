@@ -17,6 +17,8 @@
 // context, the temporary file is removed, so a failed Put leaves the previous
 // version (or nothing) in place. A reader keeps reading the version it opened.
 // Directories are created as needed and removed again by Delete once empty.
+// Unlike S3, a key cannot be both an object and a prefix of other keys
+// ("a" and "a/b"): the second Put fails.
 //
 // Every file access goes through an os.Root, so neither a key nor a symbolic
 // link planted inside the root can reach a file outside it. Keys are checked

@@ -352,3 +352,11 @@ func listFiles(t *testing.T, dir string) []string {
 	}
 	return names
 }
+
+func BenchmarkDisk(b *testing.B) {
+	s, err := disk.New(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	storagetest.Benchmark(b, s)
+}

@@ -41,15 +41,31 @@ func newStore(t *testing.T, cfg s3.Config) *s3.Store {
 	return s
 }
 
-func TestConformance(t *testing.T) {
+// TestS3 runs everything that needs a server against one MinIO.
+func TestS3(t *testing.T) {
 	srv := testsvc.MinIO(t)
+	for _, tc := range []struct {
+		name string
+		fn   func(*testing.T, testsvc.MinIOServer)
+	}{
+		{"Conformance", testConformance},
+		{"BucketCreation", testBucketCreation},
+		{"WrongCredentials", testWrongCredentials},
+		{"PresignExpires", testPresignExpires},
+		{"PresignPublicEndpoint", testPresignPublicEndpoint},
+		{"LongBodyMultipart", testLongBodyMultipart},
+	} {
+		t.Run(tc.name, func(t *testing.T) { tc.fn(t, srv) })
+	}
+}
+
+func testConformance(t *testing.T, srv testsvc.MinIOServer) {
 	storagetest.Run(t, func(t *testing.T) storage.Store {
 		return newStore(t, config(srv, bucketName()))
 	})
 }
 
-func TestBucketCreation(t *testing.T) {
-	srv := testsvc.MinIO(t)
+func testBucketCreation(t *testing.T, srv testsvc.MinIOServer) {
 	ctx := t.Context()
 	bucket := bucketName()
 
@@ -91,8 +107,7 @@ func TestBucketCreation(t *testing.T) {
 	}
 }
 
-func TestWrongCredentials(t *testing.T) {
-	srv := testsvc.MinIO(t)
+func testWrongCredentials(t *testing.T, srv testsvc.MinIOServer) {
 	bucket := bucketName()
 	newStore(t, config(srv, bucket))
 	cfg := config(srv, bucket)
@@ -122,8 +137,7 @@ func get(t *testing.T, u string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-func TestPresignExpires(t *testing.T) {
-	srv := testsvc.MinIO(t)
+func testPresignExpires(t *testing.T, srv testsvc.MinIOServer) {
 	s := newStore(t, config(srv, bucketName()))
 	if _, err := s.Put(t.Context(), "short.txt", strings.NewReader("short-lived"), -1, "text/plain"); err != nil {
 		t.Fatal(err)
@@ -144,8 +158,7 @@ func TestPresignExpires(t *testing.T) {
 	}
 }
 
-func TestPresignPublicEndpoint(t *testing.T) {
-	srv := testsvc.MinIO(t)
+func testPresignPublicEndpoint(t *testing.T, srv testsvc.MinIOServer) {
 	bucket := bucketName()
 	newStore(t, config(srv, bucket))
 	_, port, _ := strings.Cut(srv.Endpoint, ":")
@@ -210,11 +223,10 @@ func TestConfigErrors(t *testing.T) {
 	}
 }
 
-// TestLongBodyMultipart covers bodies above the single-PUT limit, which
+// testLongBodyMultipart covers bodies above the single-PUT limit, which
 // minio-go uploads in parts of exactly the declared size: without a check,
 // the bytes beyond it would be dropped and a truncated object stored.
-func TestLongBodyMultipart(t *testing.T) {
-	srv := testsvc.MinIO(t)
+func testLongBodyMultipart(t *testing.T, srv testsvc.MinIOServer) {
 	s := newStore(t, config(srv, bucketName()))
 	const declared = 16<<20 + 1 // minio-go's default part size, plus one
 	body := io.LimitReader(zeros{}, declared+1)
@@ -231,4 +243,13 @@ type zeros struct{}
 func (zeros) Read(p []byte) (int, error) {
 	clear(p)
 	return len(p), nil
+}
+
+func BenchmarkS3(b *testing.B) {
+	srv := testsvc.MinIO(b)
+	s, err := s3.New(b.Context(), config(srv, bucketName()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	storagetest.Benchmark(b, s)
 }
