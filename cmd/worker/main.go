@@ -110,7 +110,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	m.server = worker.NewServer(worker.Config{
 		Redis: redisOpt, Concurrency: c.Worker.Concurrency, ShutdownTimeout: c.Worker.ShutdownTimeout,
 		TaskCheckInterval: c.Worker.TaskCheckInterval, ReconcileInterval: c.Worker.ReconcileInterval,
-		Logger: log,
+		StaleAfter: c.Worker.ReconcileStaleAfter, Logger: log,
 	}, h, q, fleet.NewRegistry(rdb))
 	return m.server.Start()
 }

@@ -170,6 +170,9 @@ type Worker struct {
 	ShutdownTimeout   time.Duration `env:"WORKER_SHUTDOWN_TIMEOUT" envDefault:"10m"`
 	TaskCheckInterval time.Duration `env:"WORKER_TASK_CHECK_INTERVAL" envDefault:"100ms"`
 	ReconcileInterval time.Duration `env:"RECONCILE_INTERVAL" envDefault:"30s"`
+	// ReconcileStaleAfter: a live job untouched this long has its task
+	// checked by the reconciler.
+	ReconcileStaleAfter time.Duration `env:"RECONCILE_STALE_AFTER" envDefault:"1m"`
 	// Engine: auto (kokoro when KOKORO_MODEL_PATH is set, else espeak),
 	// kokoro, espeak or tone (a zero-cost test tone).
 	Engine     string `env:"TTS_ENGINE" envDefault:"auto"`
@@ -191,6 +194,9 @@ func (w *Worker) Validate() error {
 	}
 	if w.ReconcileInterval < time.Second {
 		return fmt.Errorf("RECONCILE_INTERVAL: must be at least 1s")
+	}
+	if w.ReconcileStaleAfter < time.Second {
+		return fmt.Errorf("RECONCILE_STALE_AFTER: must be at least 1s")
 	}
 	switch w.Engine {
 	case "auto", "kokoro", "espeak", "tone":

@@ -1,0 +1,368 @@
+// Package e2e runs the real binaries (api, worker, migrate) as separate
+// processes against real services and drives them through HTTP.
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/kokorotts/kokoro-tts/internal/testsvc"
+	"github.com/kokorotts/kokoro-tts/pkg/audio"
+)
+
+var binDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "kokoro-tts-e2e-bin")
+	if err != nil {
+		panic(err)
+	}
+	binDir = dir
+	for _, name := range []string{"api", "worker", "migrate"} {
+		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, name), "../../cmd/"+name)
+		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+		if err := cmd.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "building", name, ":", err)
+			os.Exit(1)
+		}
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// proc is a running binary whose output is kept for failure messages.
+type proc struct {
+	cmd  *exec.Cmd
+	mu   sync.Mutex
+	out  bytes.Buffer
+	done chan struct{}
+}
+
+func (p *proc) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.out.Write(b)
+}
+
+func (p *proc) Output() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.out.String()
+}
+
+func start(t *testing.T, name string, env map[string]string, args ...string) *proc {
+	t.Helper()
+	p := &proc{done: make(chan struct{})}
+	p.cmd = exec.Command(filepath.Join(binDir, name), args...)
+	p.cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "LOG_LEVEL=debug"}
+	for k, v := range env {
+		p.cmd.Env = append(p.cmd.Env, k+"="+v)
+	}
+	p.cmd.Stdout, p.cmd.Stderr = p, p
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = p.cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		p.signal(syscall.SIGKILL)
+		<-p.done
+		if t.Failed() {
+			t.Logf("--- %s output ---\n%s", name, p.Output())
+		}
+	})
+	return p
+}
+
+func (p *proc) signal(s os.Signal) {
+	if p.cmd.Process != nil {
+		_ = p.cmd.Process.Signal(s)
+	}
+}
+
+// run runs a binary to completion and returns its exit code and output.
+func run(t *testing.T, name string, env map[string]string, args ...string) (int, string) {
+	t.Helper()
+	p := start(t, name, env, args...)
+	select {
+	case <-p.done:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("%s did not finish", name)
+	}
+	return p.cmd.ProcessState.ExitCode(), p.Output()
+}
+
+type client struct {
+	base string
+	http *http.Client
+}
+
+func waitHealthy(t *testing.T, p *proc, base string) *client {
+	t.Helper()
+	c := &client{base: base, http: &http.Client{Timeout: 10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-p.done:
+			t.Fatalf("api exited: %s", p.Output())
+		default:
+		}
+		res, err := c.http.Get(base + "/api/health")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == 200 {
+				return c
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("api not healthy: %s", p.Output())
+	return nil
+}
+
+func (c *client) postJSON(t *testing.T, path, body string) (int, map[string]any) {
+	t.Helper()
+	res, err := c.http.Post(c.base+path, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var m map[string]any
+	_ = json.NewDecoder(res.Body).Decode(&m)
+	return res.StatusCode, m
+}
+
+func (c *client) getJSON(t *testing.T, path string) (int, map[string]any) {
+	t.Helper()
+	res, err := c.http.Get(c.base + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var m map[string]any
+	_ = json.NewDecoder(res.Body).Decode(&m)
+	return res.StatusCode, m
+}
+
+func (c *client) submit(t *testing.T, body string) string {
+	t.Helper()
+	st, m := c.postJSON(t, "/api/tts", body)
+	if st != 202 {
+		t.Fatalf("submit: %d %v", st, m)
+	}
+	return m["id"].(string)
+}
+
+func (c *client) wait(t *testing.T, id string, within time.Duration) map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		_, m := c.getJSON(t, "/api/jobs/"+id)
+		switch m["status"] {
+		case "succeeded", "failed", "canceled":
+			return m
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("job %s did not finish within %s", id, within)
+	return nil
+}
+
+// fetchAudio downloads a job's audio (following a redirect to storage) and
+// checks it decodes to a plausible duration.
+func (c *client) fetchAudio(t *testing.T, job map[string]any, format string, minSec, maxSec float64) ([]byte, *http.Response) {
+	t.Helper()
+	res, err := c.http.Get(c.base + "/api/jobs/" + job["id"].(string) + "/audio")
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := res
+	if res.StatusCode == http.StatusTemporaryRedirect {
+		res.Body.Close()
+		res, err = http.Get(res.Header.Get("Location"))
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	if res.StatusCode != 200 {
+		t.Fatalf("audio: %d %s", res.StatusCode, b)
+	}
+	a := job["audio"].(map[string]any)
+	if int64(len(b)) != int64(a["bytes"].(float64)) {
+		t.Fatalf("downloaded %d bytes, job says %v", len(b), a["bytes"])
+	}
+	p, err := audio.ProbeBytes(context.Background(), "ffprobe", b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Format != format && !strings.Contains(p.Format, format) {
+		t.Fatalf("format %q, want %q", p.Format, format)
+	}
+	if p.SampleRate != 24000 || p.Channels != 1 || p.DurationSeconds < minSec || p.DurationSeconds > maxSec {
+		t.Fatalf("probe %+v: want 24 kHz mono of %.1f–%.1f s", p, minSec, maxSec)
+	}
+	return b, first
+}
+
+func requireTools(t *testing.T) {
+	testsvc.Require(t, "ffmpeg", "ffmpeg")
+	testsvc.Require(t, "ffprobe", "ffmpeg")
+	testsvc.Require(t, "espeak-ng", "espeak-ng")
+}
+
+// TestEmbeddedMode is the README's run command: one process, no Redis, real
+// speech from espeak-ng.
+func TestEmbeddedMode(t *testing.T) {
+	requireTools(t)
+	data := t.TempDir()
+	port := strconv.Itoa(testsvc.FreePort(t))
+	env := map[string]string{"DATA_DIR": data, "HTTP_ADDR": "127.0.0.1:" + port}
+	api := start(t, "api", env)
+	c := waitHealthy(t, api, "http://127.0.0.1:"+port)
+	if !strings.Contains(api.Output(), "EMBEDDED MODE") {
+		t.Fatalf("embedded mode did not warn that the queue does not persist")
+	}
+
+	id := c.submit(t, `{"text":"Hello world","voice":"af_heart"}`)
+	job := c.wait(t, id, 60*time.Second)
+	if job["status"] != "succeeded" || job["engine"] != "espeak-ng" {
+		t.Fatalf("job: %v", job)
+	}
+	c.fetchAudio(t, job, "mp3", 0.5, 3)
+
+	id = c.submit(t, `{"text":"Good morning. The lesson starts at nine.","voice":"bf_emma","format":"wav","speed":1.2}`)
+	job = c.wait(t, id, 60*time.Second)
+	c.fetchAudio(t, job, "wav", 1, 5)
+
+	// A restart keeps finished jobs and runs jobs left queued.
+	api.signal(syscall.SIGTERM)
+	<-api.done
+	api = start(t, "api", env)
+	c = waitHealthy(t, api, "http://127.0.0.1:"+port)
+	if _, m := c.getJSON(t, "/api/jobs/"+id); m["status"] != "succeeded" {
+		t.Fatalf("after restart: %v", m)
+	}
+}
+
+// TestServiceMode runs migrate, api and worker as separate processes
+// against a real Redis and a real MinIO.
+func TestServiceMode(t *testing.T) {
+	requireTools(t)
+	redis := testsvc.Redis(t)
+	minio := testsvc.MinIO(t)
+	data := t.TempDir()
+	port := strconv.Itoa(testsvc.FreePort(t))
+	env := map[string]string{
+		"DATA_DIR": data, "DATABASE_URL": "sqlite:" + filepath.Join(data, "service.db"), "REDIS_URL": redis.URL,
+		"S3_ENDPOINT": minio.Endpoint, "S3_ACCESS_KEY": minio.AccessKey, "S3_SECRET_KEY": minio.SecretKey,
+		"S3_BUCKET": "tts-e2e", "HTTP_ADDR": "127.0.0.1:" + port, "LOG_FORMAT": "json",
+		"WORKER_TASK_CHECK_INTERVAL": "50ms", "RECONCILE_INTERVAL": "1s", "RECONCILE_STALE_AFTER": "1s",
+	}
+
+	// Both binaries refuse an unmigrated database and say what to do.
+	for _, bin := range []string{"api", "worker"} {
+		code, out := run(t, bin, env)
+		if code == 0 || !strings.Contains(out, "not migrated") || !strings.Contains(out, "migrate") {
+			t.Fatalf("%s on an unmigrated database: exit %d, output %s", bin, code, out)
+		}
+	}
+	if code, out := run(t, "migrate", env); code != 0 {
+		t.Fatalf("migrate: %d %s", code, out)
+	}
+	if code, out := run(t, "migrate", env, "-check"); code != 0 {
+		t.Fatalf("migrate -check after migrate: %d %s", code, out)
+	}
+
+	api := start(t, "api", env)
+	// Without a worker the API is up but reports the engine missing, and
+	// still accepts jobs: they wait in Redis.
+	base := "http://127.0.0.1:" + port
+	var c *client
+	deadline := time.Now().Add(30 * time.Second)
+	for c == nil && time.Now().Before(deadline) {
+		if res, err := http.Get(base + "/api/health"); err == nil {
+			var h map[string]any
+			_ = json.NewDecoder(res.Body).Decode(&h)
+			res.Body.Close()
+			if res.StatusCode == 503 && h["checks"].(map[string]any)["engine"].(map[string]any)["status"] == "down" {
+				c = &client{base: base, http: &http.Client{Timeout: 10 * time.Second,
+					CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if c == nil {
+		t.Fatalf("health without a worker did not report the engine down: %s", api.Output())
+	}
+	early := c.submit(t, `{"text":"I was queued before any worker started.","voice":"am_adam"}`)
+
+	// Redis restarted empty: the queued task is gone; the reconciler
+	// rebuilds it from the database.
+	redis.Restart(t)
+	worker := start(t, "worker", env)
+	c = waitHealthy(t, api, base)
+	job := c.wait(t, early, 90*time.Second)
+	if job["status"] != "succeeded" {
+		t.Fatalf("job queued before the Redis restart: %v\n%s", job, worker.Output())
+	}
+	if !strings.Contains(worker.Output(), "re-enqueued") {
+		t.Fatalf("the reconciler did not report re-enqueueing")
+	}
+	_, resp := c.fetchAudio(t, job, "mp3", 1, 6)
+	if resp.StatusCode != 200 {
+		t.Fatalf("audio should stream through the API by default, got %d", resp.StatusCode)
+	}
+
+	id := c.submit(t, `{"text":"Hello world","voice":"af_heart","format":"wav"}`)
+	job = c.wait(t, id, 60*time.Second)
+	if job["status"] != "succeeded" {
+		t.Fatalf("job: %v", job)
+	}
+	c.fetchAudio(t, job, "wav", 0.5, 3)
+
+	// With presigning on, the API redirects to MinIO.
+	api.signal(syscall.SIGTERM)
+	<-api.done
+	env["S3_PRESIGN_TTL"] = "5m"
+	api = start(t, "api", env)
+	c = waitHealthy(t, api, base)
+	_, resp = c.fetchAudio(t, job, "wav", 0.5, 3)
+	if resp.StatusCode != http.StatusTemporaryRedirect || !strings.Contains(resp.Header.Get("Location"), minio.Endpoint) {
+		t.Fatalf("expected a redirect to MinIO, got %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+
+	// The worker drains on SIGTERM and exits cleanly.
+	worker.signal(syscall.SIGTERM)
+	select {
+	case <-worker.done:
+		if code := worker.cmd.ProcessState.ExitCode(); code != 0 {
+			t.Fatalf("worker exit code %d", code)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("worker did not stop on SIGTERM")
+	}
+	logs := bufio.NewScanner(strings.NewReader(api.Output()))
+	for logs.Scan() {
+		line := logs.Text()
+		if strings.HasPrefix(line, "{") && !json.Valid([]byte(line)) {
+			t.Fatalf("LOG_FORMAT=json wrote a non-JSON line: %s", line)
+		}
+	}
+}
