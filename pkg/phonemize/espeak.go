@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"time"
 )
 
 // espeak-ng is run as processes, never linked: its library keeps global state
@@ -146,6 +147,9 @@ func (p *proc) failure(ctx context.Context, err error) error {
 // the non-empty output lines joined by spaces, as kokoro-js does. On any
 // error the process is killed and must not be reused.
 func (p *proc) phonemize(ctx context.Context, lines []string) ([]string, error) {
+	// A watchdog against a stuck process, far above espeak-ng's ~2 ms a line.
+	ctx, cancel := context.WithTimeout(ctx, watchdog(len(lines)))
+	defer cancel()
 	stop := context.AfterFunc(ctx, p.kill)
 	defer stop()
 
@@ -188,9 +192,15 @@ func (p *proc) phonemize(ctx context.Context, lines []string) ([]string, error) 
 	return out, ctx.Err()
 }
 
+// watchdog is how long a batch of n lines may take before its espeak-ng
+// process is presumed stuck and killed.
+func watchdog(n int) time.Duration { return 30*time.Second + time.Duration(n)*100*time.Millisecond }
+
 // oneShot phonemizes one text with its own espeak-ng process reading all of
 // stdin as a single text (--stdin), for texts too long for line mode.
 func oneShot(ctx context.Context, path, voice, text string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, watchdog(1+len(text)/100))
+	defer cancel()
 	cmd := exec.CommandContext(ctx, path, append(espeakArgs(voice), "--stdin")...)
 	cmd.Stdin = strings.NewReader(text)
 	var stdout bytes.Buffer
@@ -313,6 +323,26 @@ func (pl *pool) close() {
 	}
 }
 
+// run phonemizes lines with a pooled process. A process that fails (it may
+// have died while idle) is replaced and the lines are tried once more, so a
+// lost process costs one retry, not a failed request.
+func (pl *pool) run(ctx context.Context, lines []string) ([]string, error) {
+	var err error
+	for try := 0; try < 2; try++ {
+		var p *proc
+		if p, err = pl.acquire(ctx); err != nil {
+			return nil, err
+		}
+		var res []string
+		res, err = p.phonemize(ctx, lines)
+		pl.release(p, err == nil)
+		if err == nil || ctx.Err() != nil {
+			return res, err
+		}
+	}
+	return nil, err
+}
+
 // batchPerProcess is the fewest lines worth handing to another process of
 // the pool when one request has many.
 const batchPerProcess = 32
@@ -350,13 +380,7 @@ func (pl *pool) phonemize(ctx context.Context, parts []string) ([]string, error)
 			continue
 		}
 		run := func() {
-			p, err := pl.acquire(ctx)
-			if err != nil {
-				errs[g] = err
-				return
-			}
-			res, err := p.phonemize(ctx, lines[lo:hi])
-			pl.release(p, err == nil)
+			res, err := pl.run(ctx, lines[lo:hi])
 			if err != nil {
 				errs[g] = err
 				return

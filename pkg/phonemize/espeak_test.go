@@ -84,3 +84,30 @@ func TestEspeakLine(t *testing.T) {
 		}
 	}
 }
+
+// TestPoolReplacesDeadProcess kills an idle process behind the pool's back:
+// the next call must still succeed, on a fresh process.
+func TestPoolReplacesDeadProcess(t *testing.T) {
+	frontEnd(t) // skips without espeak-ng
+	f, err := New(Config{MaxConcurrency: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	pl := f.pools["en-us"]
+	p, err := pl.acquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl.release(p, true)
+	p.kill()
+	got, err := f.Phonemize(context.Background(), "Still here.", LangAmerican)
+	if err != nil || got != "stˈɪl hˈɪɹ." {
+		t.Fatalf("Phonemize after the process died = %q, %v", got, err)
+	}
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	if len(pl.idle) != 1 || pl.idle[0] == p {
+		t.Fatalf("pool kept the dead process: %d idle", len(pl.idle))
+	}
+}

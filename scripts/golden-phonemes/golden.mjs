@@ -1,8 +1,10 @@
 // golden.mjs writes the golden files of pkg/phonemize from kokoro-js@1.2.1's
 // own English front end, run in Node without the model.
 //
-//   npm ci                      # or: npm install
+//   npm ci --ignore-scripts     # no install scripts: nothing here needs
+//                               # onnxruntime-node's or sharp's native set-up
 //   node golden.mjs             # writes ../../pkg/phonemize/testdata/golden/*.json
+//                               # from sentences.json
 //   node golden.mjs --check     # reads a JSON array of strings on stdin and prints
 //                               # [{text, normalized, a, b}] (for ad-hoc differential runs)
 //   node golden.mjs --check-normalize  # the same with the normaliser only: [{text, normalized}]
