@@ -89,7 +89,7 @@ type Config struct {
 	// threads ~= cores.
 	IntraOpThreads    int
 	CUDADeviceID      int
-	CUDAMemLimitBytes int64 // 0: no limit
+	CUDAMemLimitBytes int64 // gpu_mem_limit of each session's arena; 0: no limit
 	// ChunkTokens is the target phoneme tokens per chunk (at most 510).
 	// Default 150 on CPU, 250 on CUDA.
 	ChunkTokens int
