@@ -248,6 +248,15 @@ func main() {
 		fmt.Fprintln(os.Stderr, "api: configuration:", err)
 		os.Exit(2)
 	}
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "health":
+			os.Exit(healthCommand(m.Config.HTTPAddr))
+		default:
+			fmt.Fprintf(os.Stderr, "api: unknown command %q (usage: api [health])\n", os.Args[1])
+			os.Exit(2)
+		}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := m.Run(ctx); err != nil {

@@ -138,6 +138,15 @@ func main() {
 		fmt.Fprintln(os.Stderr, "worker: configuration:", err)
 		os.Exit(2)
 	}
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "health":
+			os.Exit(healthCommand(&m.Config))
+		default:
+			fmt.Fprintf(os.Stderr, "worker: unknown command %q (usage: worker [health])\n", os.Args[1])
+			os.Exit(2)
+		}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := m.Run(ctx); err != nil {

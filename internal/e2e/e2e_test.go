@@ -312,12 +312,23 @@ func TestServiceMode(t *testing.T) {
 		t.Fatalf("health without a worker did not report the engine down: %s", api.Output())
 	}
 	early := c.submit(t, `{"text":"I was queued before any worker started.","voice":"am_adam"}`)
+	if code, out := run(t, "worker", env, "health"); code == 0 {
+		t.Fatalf("worker health passed with no worker running: %s", out)
+	}
+	if code, _ := run(t, "api", env, "health"); code == 0 {
+		t.Fatalf("api health passed with no engine")
+	}
 
 	// Redis restarted empty: the queued task is gone; the reconciler
 	// rebuilds it from the database.
 	redis.Restart(t)
 	worker := start(t, "worker", env)
 	c = waitHealthy(t, api, base)
+	for _, bin := range []string{"worker", "api"} {
+		if code, out := run(t, bin, env, "health"); code != 0 {
+			t.Fatalf("%s health with everything up: exit %d: %s", bin, code, out)
+		}
+	}
 	job := c.wait(t, early, 90*time.Second)
 	if job["status"] != "succeeded" {
 		t.Fatalf("job queued before the Redis restart: %v\n%s", job, worker.Output())

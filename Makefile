@@ -1,0 +1,38 @@
+# The README's commands. `make help` lists them.
+.DEFAULT_GOAL := help
+BIN ?= bin
+
+.PHONY: help run test test-short bench lint build model fixtures clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
+
+run: ## start the whole service on embedded defaults (http://localhost:8080)
+	scripts/run.sh
+
+test: ## the full test suite: installs what it needs, vet, gofmt, go test -race, fuzzing
+	scripts/test.sh
+
+test-short: ## go test without the race detector or fuzzing (quick local loop)
+	go test -count=1 ./...
+
+bench: ## the pipeline and component benchmarks recorded in BENCHMARKS.md
+	go test -run '^$$' -bench . -benchtime 3s ./internal/pipelinebench
+	go test -run '^$$' -bench . -benchtime 20x ./pkg/audio ./pkg/espeak ./storage/disk
+	go test -run '^$$' -bench . ./pkg/sqlstore ./pkg/phonemize ./pkg/kokoro
+
+lint: ## go vet and gofmt
+	go vet ./...
+	@test -z "$$(gofmt -l .)" || (gofmt -l .; exit 1)
+
+build: ## build the binaries into ./bin with the Dockerfile's flags
+	CGO_ENABLED=1 go build -trimpath -ldflags='-s -w' -o $(BIN)/ ./cmd/...
+
+model: ## download the Kokoro model and voices into $$DATA_DIR/models (verifies checksums)
+	scripts/fetch-model.sh
+
+fixtures: ## regenerate the tiny Kokoro-signature ONNX test models (needs python3-onnx)
+	/usr/bin/python3 scripts/kokoro-fixtures/make_fixtures.py
+
+clean: ## remove build output
+	rm -rf $(BIN)
