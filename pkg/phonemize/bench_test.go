@@ -42,7 +42,7 @@ func BenchmarkPhonemizeSentenceOneShot(b *testing.B) {
 	for b.Loop() {
 		for _, s := range segs {
 			if s.piece >= 0 {
-				if _, err := oneShot(ctx, f.path, "en-us", s.say); err != nil {
+				if _, err := oneShot(ctx, f.path, espeakArgs("en-us"), s.say); err != nil {
 					b.Fatal(err)
 				}
 			}

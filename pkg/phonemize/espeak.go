@@ -22,19 +22,26 @@ import (
 // switch to phoneme input, because '[' and ']' are punctuation that kokoro-js
 // splits the text on, so it never reaches espeak-ng.
 
-// sentinelInput is eight palatalised "zh" phonemes (ʑ), which no English word
-// produces.
-const sentinelInput = "[[Z;Z;Z;Z;Z;Z;Z;Z;]]"
+// sentinelInput is two palatalised "zh" phonemes (ʑʑ), which no English
+// word produces. It is short on purpose: espeak-ng synthesises (and drops) the
+// audio of everything it reads, and each sentinel phoneme costs about 0.1 ms.
+const sentinelInput = "[[Z;Z;]]"
 
 // maxLineBytes is the longest text sent through line mode: espeak-ng reads
 // lines with fgets into a 1000-byte buffer, so a longer line would be cut in
 // two and read as two texts. Longer texts go to a one-shot process.
 const maxLineBytes = 990
 
-// espeakArgs are the flags shared by both modes: no audio, IPA phonemes (with
-// stress marks, no separators) on stdout. They give the same text as the
-// espeak-ng build inside kokoro-js's phonemizer package (IPA mode, no tie).
-func espeakArgs(voice string) []string { return []string{"-q", "--ipa", "-v", voice} }
+// espeakArgs are the flags shared by both modes: no audio out, IPA phonemes
+// (with stress marks, no separators) on stdout, as the espeak-ng build inside
+// kokoro-js's phonemizer package writes them (IPA mode, no tie).
+//
+// espeak-ng synthesises the audio even when it only prints phonemes, and that
+// is most of its work. A fast rate (400 words a minute; from 450 on it
+// switches to a slower time-stretching path) halves it without changing the
+// phonemes: TestLineModeMatchesOneShot compares with the default rate, and
+// the golden tests with kokoro-js.
+func espeakArgs(voice string) []string { return []string{"-q", "--ipa", "-v", voice, "-s", "400"} }
 
 // proc is one long-lived espeak-ng process.
 type proc struct {
@@ -198,10 +205,10 @@ func watchdog(n int) time.Duration { return 30*time.Second + time.Duration(n)*10
 
 // oneShot phonemizes one text with its own espeak-ng process reading all of
 // stdin as a single text (--stdin), for texts too long for line mode.
-func oneShot(ctx context.Context, path, voice, text string) (string, error) {
+func oneShot(ctx context.Context, path string, args []string, text string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, watchdog(1+len(text)/100))
 	defer cancel()
-	cmd := exec.CommandContext(ctx, path, append(espeakArgs(voice), "--stdin")...)
+	cmd := exec.CommandContext(ctx, path, append(args, "--stdin")...)
 	cmd.Stdin = strings.NewReader(text)
 	var stdout bytes.Buffer
 	stderr := &limitedBuffer{}
@@ -357,7 +364,7 @@ func (pl *pool) phonemize(ctx context.Context, parts []string) ([]string, error)
 	for i, t := range parts {
 		line, ok := espeakLine(t)
 		if !ok {
-			ph, err := oneShot(ctx, pl.path, pl.voice, strings.ReplaceAll(t, "\x00", ""))
+			ph, err := oneShot(ctx, pl.path, espeakArgs(pl.voice), strings.ReplaceAll(t, "\x00", ""))
 			if err != nil {
 				return nil, err
 			}

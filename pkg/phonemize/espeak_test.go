@@ -8,8 +8,9 @@ import (
 )
 
 // TestLineModeMatchesOneShot checks the long-lived processes' line protocol
-// against espeak-ng reading each text alone from stdin, which is how
-// kokoro-js's phonemizer calls it (one espeak_Synth per text).
+// (and their fast speaking rate) against espeak-ng reading each text alone
+// from stdin at its default rate, which is how kokoro-js's phonemizer calls it
+// (one espeak_Synth per text).
 func TestLineModeMatchesOneShot(t *testing.T) {
 	f := frontEnd(t)
 	var texts []string
@@ -50,7 +51,7 @@ func TestLineModeMatchesOneShot(t *testing.T) {
 				defer wg.Done()
 				sem <- struct{}{}
 				defer func() { <-sem }()
-				w, err := oneShot(context.Background(), f.path, voice, text)
+				w, err := oneShot(context.Background(), f.path, []string{"-q", "--ipa", "-v", voice}, text)
 				if err != nil {
 					t.Error(err)
 				}

@@ -233,7 +233,7 @@ func TestPhonemizeHostileText(t *testing.T) {
 	f := frontEnd(t)
 	// Text that looks like the sentinel's output or phoneme input must not
 	// confuse the line protocol: the next call still gets its own answer.
-	for _, text := range []string{"ʑʑʑʑʑʑʑʑ", "Z;Z;Z;Z;Z;Z;Z;Z;", "[[Z;Z;Z;Z;Z;Z;Z;Z;]]", "a\x00b", "\r\n\r\n", strings.Repeat("x", 3000), "\u2028\u2029"} {
+	for _, text := range []string{"ʑʑ", "ʑʑʑʑʑʑʑʑ", "Z;Z;", "[[Z;Z;]]", "ź", "a\x00b", "\r\n\r\n", strings.Repeat("x", 3000), "\u2028\u2029"} {
 		if _, err := f.Phonemize(context.Background(), text, LangAmerican); err != nil {
 			t.Fatalf("Phonemize(%q): %v", text, err)
 		}
