@@ -36,12 +36,13 @@ type Chunk struct {
 
 // Chunks phonemizes text in lang ("en-us" or "en-gb") and cuts it into
 // chunks of at most maxTokens tokens (0 means DefaultMaxTokens; more than
-// MaxTokens means MaxTokens). It cuts at sentence ends and blank lines first,
-// then at : and ;, then at , and —, then at other punctuation, and only then
-// between words (re-phonemizing the two sides) or, for a single overlong
-// word, between characters; neighbouring pieces are packed together while they
-// fit. Cutting at punctuation does not change the phonemes: joined, the
-// chunks' phonemes are Phonemize's (up to whitespace at the cuts).
+// MaxTokens means MaxTokens). A text too long for one chunk is cut at sentence
+// ends and blank lines first; a sentence too long on its own at : and ;, then
+// at , and —, then at other punctuation, and only then between words
+// (re-phonemizing both sides) or, for a single overlong word, between
+// characters. Neighbouring pieces are then packed into chunks while they fit.
+// Cutting at punctuation does not change the phonemes: joined, the chunks'
+// phonemes are Phonemize's (up to whitespace at the cuts).
 //
 // No text is dropped, but a chunk that would have no token at all (text made
 // only of symbols Kokoro has no phoneme for) is left out, so the result is
