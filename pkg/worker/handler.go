@@ -45,13 +45,34 @@ func AudioKey(job *tts.Job) string {
 	return "jobs/" + job.ID + "/audio." + job.Format.Extension()
 }
 
-// ProcessTask implements asynq.Handler.
+// ProcessTask implements asynq.Handler: it reads the payload and asynq's
+// retry counters and calls Process.
 func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	p, err := queue.ParseSynthesize(t.Payload())
 	if err != nil {
 		h.Logger.Error("dropping a malformed task", "task_id", taskID(ctx), "err", err)
 		return fmt.Errorf("%v: %w", err, asynq.SkipRetry)
 	}
+	retried, _ := asynq.GetRetryCount(ctx)
+	maxRetry, ok := asynq.GetMaxRetry(ctx)
+	if !ok {
+		maxRetry = queue.MaxRetry
+	}
+	return h.Process(ctx, p.JobID, Delivery{Retried: retried, MaxRetry: maxRetry})
+}
+
+// Delivery is what the queue says about this execution of a task.
+type Delivery struct {
+	Retried  int // earlier failed executions
+	MaxRetry int // executions allowed after the first
+}
+
+// Process runs one delivery of a job's task. It returns nil when the task is
+// done with (succeeded, failed for good, canceled, superseded), an error
+// wrapping asynq.SkipRetry when the job failed for good, and any other error
+// to have the task retried.
+func (h *Handler) Process(ctx context.Context, jobID string, d Delivery) error {
+	p := queue.SynthesizePayload{JobID: jobID}
 	log := h.Logger.With("job_id", p.JobID)
 	job, err := h.Store.FindJob(ctx, p.JobID)
 	switch {
@@ -95,7 +116,7 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	started := time.Now()
 	result, err := h.run(runCtx, job, attempt)
 	if err != nil {
-		return h.fail(ctx, runCtx, log, job, attempt, err)
+		return h.fail(ctx, runCtx, log, job, attempt, d, err)
 	}
 	log.Info("job succeeded", "bytes", result.Bytes, "audio_seconds", result.DurationSeconds, "elapsed", time.Since(started).Round(time.Millisecond))
 	return nil
@@ -132,7 +153,7 @@ func (h *Handler) run(ctx context.Context, job *tts.Job, attempt int) (tts.Audio
 
 // fail decides what an error means: a user cancel, a shutdown, a permanent
 // failure or one to retry.
-func (h *Handler) fail(ctx, runCtx context.Context, log *slog.Logger, job *tts.Job, attempt int, err error) error {
+func (h *Handler) fail(ctx, runCtx context.Context, log *slog.Logger, job *tts.Job, attempt int, d Delivery, err error) error {
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	if errors.Is(context.Cause(runCtx), errUserCanceled) || h.cancelRequested(dctx, job.ID) {
@@ -150,11 +171,7 @@ func (h *Handler) fail(ctx, runCtx context.Context, log *slog.Logger, job *tts.J
 		log.Warn("attempt interrupted; the task goes back to the queue", "err", err)
 		return err
 	}
-	retried, _ := asynq.GetRetryCount(ctx)
-	maxRetry, ok := asynq.GetMaxRetry(ctx)
-	if !ok {
-		maxRetry = queue.MaxRetry
-	}
+	retried, maxRetry := d.Retried, d.MaxRetry
 	permanent := tts.ErrorCode(err) == tts.EINVALID || tts.ErrorCode(err) == tts.EUNSUPPORTED
 	if permanent || retried >= maxRetry {
 		reason := readable(err)

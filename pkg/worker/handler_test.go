@@ -1,0 +1,293 @@
+package worker_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/hibiken/asynq"
+
+	"github.com/kokorotts/kokoro-tts/internal/testsvc"
+	"github.com/kokorotts/kokoro-tts/pkg/audio"
+	"github.com/kokorotts/kokoro-tts/pkg/sqlstore"
+	"github.com/kokorotts/kokoro-tts/pkg/tone"
+	"github.com/kokorotts/kokoro-tts/pkg/tts"
+	"github.com/kokorotts/kokoro-tts/pkg/worker"
+	"github.com/kokorotts/kokoro-tts/queue"
+	"github.com/kokorotts/kokoro-tts/storage"
+	"github.com/kokorotts/kokoro-tts/storage/disk"
+)
+
+// engine is a Synthesizer fake at the domain seam: each call runs fn.
+type engine struct {
+	fn    func(ctx context.Context, req tts.SynthesisRequest) (tts.PCM, error)
+	calls atomic.Int32
+}
+
+func (e *engine) Synthesize(ctx context.Context, req tts.SynthesisRequest) (tts.PCM, error) {
+	e.calls.Add(1)
+	return e.fn(ctx, req)
+}
+func (e *engine) Voices() []tts.Voice  { return tts.Catalogue() }
+func (e *engine) Info() tts.EngineInfo { return tts.EngineInfo{Name: "fake", Device: "cpu"} }
+func (e *engine) Close() error         { return nil }
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+type rig struct {
+	db      *sqlstore.DB
+	objects storage.Store
+	h       *worker.Handler
+}
+
+func newRig(t *testing.T, e tts.Synthesizer) *rig {
+	t.Helper()
+	testsvc.Require(t, "ffmpeg", "ffmpeg")
+	ctx := context.Background()
+	db, err := sqlstore.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "db.sqlite"), sqlstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if _, err := db.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	objects, err := disk.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc, err := audio.NewEncoder(audio.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &rig{db: db, objects: objects, h: &worker.Handler{Store: db, Engine: e, Encoder: enc, Objects: objects,
+		Logger: quiet, CancelPoll: 20 * time.Millisecond}}
+}
+
+func (r *rig) newJob(t *testing.T, text string) *tts.Job {
+	t.Helper()
+	job := &tts.Job{ID: uuid.Must(uuid.NewV7()).String(), Status: tts.StatusQueued, Text: text, Voice: "af_heart",
+		Speed: 1, Format: tts.FormatWAV, Queue: tts.QueueInteractive, MaxAttempts: queue.MaxRetry + 1, CreatedAt: time.Now()}
+	stored, _, err := r.db.CreateJob(context.Background(), job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return stored
+}
+
+// process runs the handler the way asynq does for attempt retried (0-based).
+func (r *rig) process(t *testing.T, ctx context.Context, job *tts.Job, retried int) error {
+	t.Helper()
+	return r.h.Process(ctx, job.ID, worker.Delivery{Retried: retried, MaxRetry: queue.MaxRetry})
+}
+
+func (r *rig) job(t *testing.T, id string) *tts.Job {
+	t.Helper()
+	j, err := r.db.FindJob(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return j
+}
+
+func TestSucceedsAndStoresAudioFirst(t *testing.T) {
+	r := newRig(t, tone.New(tone.Config{}))
+	job := r.newJob(t, "Hello world")
+	if err := r.process(t, context.Background(), job, 0); err != nil {
+		t.Fatal(err)
+	}
+	j := r.job(t, job.ID)
+	if j.Status != tts.StatusSucceeded || j.Audio == nil || j.Audio.Key != worker.AudioKey(job) || j.Attempts != 1 {
+		t.Fatalf("job = %+v", j)
+	}
+	info, err := r.objects.Stat(context.Background(), j.Audio.Key)
+	if err != nil || info.Size != j.Audio.Bytes || info.ContentType != "audio/wav" {
+		t.Fatalf("stored object %+v %v vs job %+v", info, err, j.Audio)
+	}
+	// A second delivery of the same task changes nothing.
+	if err := r.process(t, context.Background(), job, 0); err != nil {
+		t.Fatal(err)
+	}
+	if again := r.job(t, job.ID); again.Attempts != 1 || again.Status != tts.StatusSucceeded {
+		t.Fatalf("re-delivery changed the job: %+v", again)
+	}
+}
+
+func TestPermanentFailureSkipsRetry(t *testing.T) {
+	e := &engine{fn: func(context.Context, tts.SynthesisRequest) (tts.PCM, error) {
+		return tts.PCM{}, tts.Errorf(tts.EINVALID, "voice jf_alpha is not supported by this engine")
+	}}
+	r := newRig(t, e)
+	job := r.newJob(t, "こんにちは")
+	err := r.process(t, context.Background(), job, 0)
+	if !errors.Is(err, asynq.SkipRetry) {
+		t.Fatalf("err = %v, want SkipRetry", err)
+	}
+	j := r.job(t, job.ID)
+	if j.Status != tts.StatusFailed || j.Error != "synthesis failed: voice jf_alpha is not supported by this engine" {
+		t.Fatalf("job = %s %q", j.Status, j.Error)
+	}
+}
+
+func TestTransientFailureRetriesThenFailsReadably(t *testing.T) {
+	e := &engine{fn: func(context.Context, tts.SynthesisRequest) (tts.PCM, error) {
+		return tts.PCM{}, errors.New("onnxruntime: CUDA error 700 at /src/kernel.cu:42")
+	}}
+	r := newRig(t, e)
+	job := r.newJob(t, "Hello")
+	for retried := 0; retried < queue.MaxRetry; retried++ {
+		err := r.process(t, context.Background(), job, retried)
+		if err == nil || errors.Is(err, asynq.SkipRetry) {
+			t.Fatalf("attempt %d: err = %v, want a retryable error", retried, err)
+		}
+		if j := r.job(t, job.ID); j.Status != tts.StatusRunning || j.Attempts != retried+1 {
+			t.Fatalf("after attempt %d: %s attempts=%d", retried, j.Status, j.Attempts)
+		}
+	}
+	err := r.process(t, context.Background(), job, queue.MaxRetry)
+	if !errors.Is(err, asynq.SkipRetry) {
+		t.Fatalf("last attempt: %v", err)
+	}
+	j := r.job(t, job.ID)
+	if j.Status != tts.StatusFailed || strings.Contains(j.Error, "kernel.cu") || !strings.HasPrefix(j.Error, "synthesis failed") {
+		t.Fatalf("job = %s %q (internal detail must not leak)", j.Status, j.Error)
+	}
+}
+
+func TestQuarantineAfterAttemptsDie(t *testing.T) {
+	r := newRig(t, tone.New(tone.Config{}))
+	job := r.newJob(t, "I crash my worker")
+	// Each crashed attempt started and never finished.
+	for i := 0; i < job.MaxAttempts; i++ {
+		if _, err := r.db.StartAttempt(context.Background(), job.ID, "fake", "cpu"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err := r.process(t, context.Background(), job, 1)
+	if !errors.Is(err, asynq.SkipRetry) {
+		t.Fatalf("err = %v", err)
+	}
+	if j := r.job(t, job.ID); j.Status != tts.StatusFailed || !strings.Contains(j.Error, "quarantined") {
+		t.Fatalf("job = %s %q", j.Status, j.Error)
+	}
+}
+
+func TestCancelWhileRunning(t *testing.T) {
+	started := make(chan struct{})
+	e := &engine{fn: func(ctx context.Context, _ tts.SynthesisRequest) (tts.PCM, error) {
+		close(started)
+		<-ctx.Done()
+		return tts.PCM{}, tts.Wrap(tts.ECANCELED, ctx.Err(), "canceled")
+	}}
+	r := newRig(t, e)
+	job := r.newJob(t, "A long lesson")
+	done := make(chan error, 1)
+	go func() { done <- r.process(t, context.Background(), job, 0) }()
+	<-started
+	if _, err := r.db.RequestCancel(context.Background(), job.ID); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("a user cancel must not be retried: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the handler did not notice the cancel flag")
+	}
+	j := r.job(t, job.ID)
+	if j.Status != tts.StatusCanceled {
+		t.Fatalf("status %s", j.Status)
+	}
+	if _, err := r.objects.Stat(context.Background(), worker.AudioKey(job)); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("audio was stored for a canceled job: %v", err)
+	}
+}
+
+func TestShutdownDuringSynthesisDoesNotUpload(t *testing.T) {
+	started := make(chan struct{})
+	e := &engine{fn: func(ctx context.Context, _ tts.SynthesisRequest) (tts.PCM, error) {
+		close(started)
+		<-ctx.Done()
+		// An engine that ignores cancelation and returns audio anyway.
+		return tone.New(tone.Config{}).Synthesize(context.Background(), tts.SynthesisRequest{Text: "x", Speed: 1})
+	}}
+	r := newRig(t, e)
+	job := r.newJob(t, "Interrupted")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.process(t, ctx, job, 0) }()
+	<-started
+	cancel() // what asynq does at shutdown
+	if err := <-done; err == nil {
+		t.Fatal("an interrupted attempt must return an error so asynq keeps the task")
+	}
+	if _, err := r.objects.Stat(context.Background(), worker.AudioKey(job)); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("uploaded after ctx was done: %v", err)
+	}
+	if j := r.job(t, job.ID); j.Status.Terminal() {
+		t.Fatalf("an interrupted job must stay live, is %s", j.Status)
+	}
+	// The next delivery finishes it.
+	r.h.Engine = tone.New(tone.Config{})
+	if err := r.process(t, context.Background(), job, 1); err != nil {
+		t.Fatal(err)
+	}
+	if j := r.job(t, job.ID); j.Status != tts.StatusSucceeded || j.Attempts != 2 {
+		t.Fatalf("after redelivery: %s attempts=%d", j.Status, j.Attempts)
+	}
+}
+
+func TestDuplicateDeliveryCompletesOnce(t *testing.T) {
+	gate := make(chan struct{})
+	var entered sync.WaitGroup
+	entered.Add(2)
+	e := &engine{fn: func(ctx context.Context, req tts.SynthesisRequest) (tts.PCM, error) {
+		entered.Done()
+		<-gate
+		return tone.New(tone.Config{}).Synthesize(ctx, req)
+	}}
+	r := newRig(t, e)
+	job := r.newJob(t, "Delivered twice")
+	errs := make(chan error, 2)
+	for i := 0; i < 2; i++ {
+		go func() { errs <- r.process(t, context.Background(), job, 0) }()
+	}
+	entered.Wait()
+	close(gate)
+	for i := 0; i < 2; i++ {
+		if err := <-errs; err != nil {
+			t.Fatalf("delivery %d: %v", i, err)
+		}
+	}
+	j := r.job(t, job.ID)
+	if j.Status != tts.StatusSucceeded || j.Attempts != 2 {
+		t.Fatalf("job = %s attempts %d", j.Status, j.Attempts)
+	}
+	info, err := r.objects.Stat(context.Background(), j.Audio.Key)
+	if err != nil || info.Size != j.Audio.Bytes {
+		t.Fatalf("stored %+v %v, job says %d bytes", info, err, j.Audio.Bytes)
+	}
+}
+
+func TestMalformedTaskIsDropped(t *testing.T) {
+	r := newRig(t, tone.New(tone.Config{}))
+	for _, payload := range []string{`{`, `{"v":2,"job_id":"x"}`, `{"v":1}`} {
+		err := r.h.ProcessTask(context.Background(), asynq.NewTask(queue.TypeSynthesize, []byte(payload)))
+		if !errors.Is(err, asynq.SkipRetry) {
+			t.Fatalf("payload %s: %v", payload, err)
+		}
+	}
+	err := r.h.ProcessTask(context.Background(), asynq.NewTask(queue.TypeSynthesize, []byte(`{"v":1,"job_id":"`+uuid.NewString()+`"}`)))
+	if !errors.Is(err, asynq.SkipRetry) {
+		t.Fatalf("task of a missing job: %v", err)
+	}
+}
