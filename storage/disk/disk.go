@@ -22,7 +22,7 @@
 //
 // Every file access goes through an os.Root, so neither a key nor a symbolic
 // link planted inside the root can reach a file outside it. Keys are checked
-// first (see validateKey); names starting with '.' are never valid keys, which
+// first (see storage.ValidateKey); names starting with '.' are never valid keys, which
 // keeps temporary files out of the key space. Files are created 0640 and
 // directories 0750 (before umask).
 package disk
@@ -95,10 +95,10 @@ func (s *Store) openRoot() (*os.Root, error) {
 // size >= 0 the body must have exactly size bytes. An empty contentType
 // is stored as application/octet-stream.
 func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64, contentType string) (storage.ObjectInfo, error) {
-	if err := validateKey(key); err != nil {
+	if err := storage.ValidateKey(key); err != nil {
 		return storage.ObjectInfo{}, fmt.Errorf("disk: put: %w", err)
 	}
-	ct, err := normalizeContentType(contentType)
+	ct, err := storage.NormalizeContentType(contentType)
 	if err != nil {
 		return storage.ObjectInfo{}, fmt.Errorf("disk: put %q: %w", key, err)
 	}
@@ -242,7 +242,7 @@ func syncDir(root *os.Root, dir string) error {
 // it ignores ctx once open, and keeps reading the opened version even if
 // the key is overwritten or deleted meanwhile.
 func (s *Store) Open(ctx context.Context, key string) (storage.Object, error) {
-	if err := validateKey(key); err != nil {
+	if err := storage.ValidateKey(key); err != nil {
 		return nil, fmt.Errorf("disk: open: %w", err)
 	}
 	if err := ctx.Err(); err != nil {
@@ -262,7 +262,7 @@ func (s *Store) Open(ctx context.Context, key string) (storage.Object, error) {
 
 // Stat describes key.
 func (s *Store) Stat(ctx context.Context, key string) (storage.ObjectInfo, error) {
-	if err := validateKey(key); err != nil {
+	if err := storage.ValidateKey(key); err != nil {
 		return storage.ObjectInfo{}, fmt.Errorf("disk: stat: %w", err)
 	}
 	if err := ctx.Err(); err != nil {
@@ -321,7 +321,7 @@ func isNotExist(err error) bool {
 // Deleting a missing key, or a key that names a directory of other keys,
 // does nothing.
 func (s *Store) Delete(ctx context.Context, key string) error {
-	if err := validateKey(key); err != nil {
+	if err := storage.ValidateKey(key); err != nil {
 		return fmt.Errorf("disk: delete: %w", err)
 	}
 	if err := ctx.Err(); err != nil {

@@ -21,10 +21,10 @@ func FuzzValidateKey(f *testing.F) {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, key string) {
-		err := validateKey(key)
+		err := storage.ValidateKey(key)
 		if err != nil {
 			if !errors.Is(err, storage.ErrInvalidKey) {
-				t.Fatalf("validateKey(%q) = %v; want it to wrap storage.ErrInvalidKey", key, err)
+				t.Fatalf("storage.ValidateKey(%q) = %v; want it to wrap storage.ErrInvalidKey", key, err)
 			}
 			return
 		}
@@ -35,7 +35,7 @@ func FuzzValidateKey(f *testing.F) {
 			t.Errorf("accepted %q, which cleans to %q", key, path.Clean(key))
 		case strings.ContainsAny(key, "\\\x00"):
 			t.Errorf("accepted %q with a backslash or NUL", key)
-		case !utf8.ValidString(key) || len(key) > maxKeyLen:
+		case !utf8.ValidString(key) || len(key) > storage.MaxKeyLen:
 			t.Errorf("accepted %q: invalid UTF-8 or too long", key)
 		}
 		for seg := range strings.SplitSeq(key, "/") {

@@ -3,6 +3,8 @@
 package disk
 
 import (
+	"github.com/kokorotts/kokoro-tts/storage"
+
 	"errors"
 	"os"
 
@@ -29,9 +31,9 @@ func setContentType(f *os.File, ct string) error {
 // there is none (or it cannot be read: the bytes are still served, typed by
 // extension).
 func contentType(f *os.File) (ct string, ok bool) {
-	buf := make([]byte, maxContentTypeLen+1)
+	buf := make([]byte, storage.MaxContentTypeLen+1)
 	n, err := unix.Fgetxattr(int(f.Fd()), contentTypeAttr, buf)
-	if err != nil || n <= 0 || n > maxContentTypeLen {
+	if err != nil || n <= 0 || n > storage.MaxContentTypeLen {
 		return "", false
 	}
 	return string(buf[:n]), true

@@ -161,10 +161,10 @@ func (s *Store) Name() string { return "s3" }
 // bytes; a longer body fails before its last byte is sent, so nothing is
 // stored. An empty contentType is stored as application/octet-stream.
 func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64, contentType string) (storage.ObjectInfo, error) {
-	if err := validateKey(key); err != nil {
+	if err := storage.ValidateKey(key); err != nil {
 		return storage.ObjectInfo{}, fmt.Errorf("s3: put: %w", err)
 	}
-	ct, err := normalizeContentType(contentType)
+	ct, err := storage.NormalizeContentType(contentType)
 	if err != nil {
 		return storage.ObjectInfo{}, fmt.Errorf("s3: put %q: %w", key, err)
 	}
@@ -196,7 +196,7 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64, co
 // ctx: once ctx is done they fail, so pass a context that lives as long as
 // the reading (e.g. the HTTP request's).
 func (s *Store) Open(ctx context.Context, key string) (storage.Object, error) {
-	if err := validateKey(key); err != nil {
+	if err := storage.ValidateKey(key); err != nil {
 		return nil, fmt.Errorf("s3: open: %w", err)
 	}
 	if err := ctx.Err(); err != nil {
@@ -216,7 +216,7 @@ func (s *Store) Open(ctx context.Context, key string) (storage.Object, error) {
 
 // Stat describes key.
 func (s *Store) Stat(ctx context.Context, key string) (storage.ObjectInfo, error) {
-	if err := validateKey(key); err != nil {
+	if err := storage.ValidateKey(key); err != nil {
 		return storage.ObjectInfo{}, fmt.Errorf("s3: stat: %w", err)
 	}
 	oi, err := s.client.StatObject(ctx, s.bucket, key, minio.StatObjectOptions{})
@@ -228,7 +228,7 @@ func (s *Store) Stat(ctx context.Context, key string) (storage.ObjectInfo, error
 
 // Delete removes key; a missing key is not an error.
 func (s *Store) Delete(ctx context.Context, key string) error {
-	if err := validateKey(key); err != nil {
+	if err := storage.ValidateKey(key); err != nil {
 		return fmt.Errorf("s3: delete: %w", err)
 	}
 	err := s.client.RemoveObject(ctx, s.bucket, key, minio.RemoveObjectOptions{})
@@ -254,7 +254,7 @@ func (s *Store) Ping(ctx context.Context) error {
 // (1 s to 7 days) has passed, on PublicEndpoint if one is configured. It
 // does not check that key exists.
 func (s *Store) PresignGet(ctx context.Context, key string, expiry time.Duration) (string, error) {
-	if err := validateKey(key); err != nil {
+	if err := storage.ValidateKey(key); err != nil {
 		return "", fmt.Errorf("s3: presign: %w", err)
 	}
 	if expiry < time.Second || expiry > maxPresignExpiry {
@@ -282,7 +282,7 @@ func (s *Store) fail(ctx context.Context, op, key string, err error) error {
 func objectInfo(key string, oi minio.ObjectInfo) storage.ObjectInfo {
 	ct := oi.ContentType
 	if ct == "" {
-		ct = defaultContentType
+		ct = storage.DefaultContentType
 	}
 	return storage.ObjectInfo{Key: key, Size: oi.Size, ContentType: ct, ModTime: oi.LastModified}
 }

@@ -1,4 +1,4 @@
-package s3
+package storage
 
 import (
 	"fmt"
@@ -6,28 +6,25 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
-
-	"github.com/kokorotts/kokoro-tts/storage"
 )
 
-// Key limits. maxKeyLen is S3's limit, maxSegmentLen the usual NAME_MAX, so
+// Key limits. MaxKeyLen is S3's limit, MaxSegmentLen the usual NAME_MAX, so
 // that an object can move between backends unchanged.
 const (
-	maxKeyLen     = 1024
-	maxSegmentLen = 255
+	MaxKeyLen     = 1024
+	MaxSegmentLen = 255
 )
 
-// validateKey enforces the key rules shared by every backend (the same rules
-// live in storage/disk; the conformance suite keeps them in step): a key is a
+// ValidateKey enforces the key rules shared by every backend: a key is a
 // non-empty, slash-separated relative path of valid UTF-8, at most 1024 bytes,
 // whose segments are non-empty, at most 255 bytes, do not start with '.' and
 // contain no backslash or control character.
 //
 // S3 itself would take most of these keys; they are refused so that an
 // object can move between backends and a key means the same everywhere.
-func validateKey(key string) error {
+func ValidateKey(key string) error {
 	if problem := keyProblem(key); problem != "" {
-		return fmt.Errorf("%w %q: %s", storage.ErrInvalidKey, truncate(key), problem)
+		return fmt.Errorf("%w %q: %s", ErrInvalidKey, truncate(key), problem)
 	}
 	return nil
 }
@@ -37,8 +34,8 @@ func keyProblem(key string) string {
 	switch {
 	case key == "":
 		return "empty"
-	case len(key) > maxKeyLen:
-		return fmt.Sprintf("longer than %d bytes", maxKeyLen)
+	case len(key) > MaxKeyLen:
+		return fmt.Sprintf("longer than %d bytes", MaxKeyLen)
 	case !utf8.ValidString(key):
 		return "not valid UTF-8"
 	}
@@ -56,8 +53,8 @@ func keyProblem(key string) string {
 			return "has an empty segment (leading, trailing or double slash)"
 		case seg[0] == '.':
 			return "has a segment starting with '.'"
-		case len(seg) > maxSegmentLen:
-			return fmt.Sprintf("has a segment longer than %d bytes", maxSegmentLen)
+		case len(seg) > MaxSegmentLen:
+			return fmt.Sprintf("has a segment longer than %d bytes", MaxSegmentLen)
 		}
 	}
 	return ""
@@ -72,20 +69,21 @@ func truncate(key string) string {
 	return key[:n] + "..."
 }
 
-// defaultContentType is what S3 itself assumes; it is sent explicitly so the
-// backends agree.
-const defaultContentType = "application/octet-stream"
+// DefaultContentType is stored when Put is given no content type (what S3
+// itself assumes; sent explicitly so the backends agree).
+const DefaultContentType = "application/octet-stream"
 
-const maxContentTypeLen = 255
+// MaxContentTypeLen bounds a stored content type.
+const MaxContentTypeLen = 255
 
-// normalizeContentType applies the default and rejects values that are not a
-// media type (same rules as storage/disk).
-func normalizeContentType(ct string) (string, error) {
+// NormalizeContentType applies the default and rejects values that are not a
+// media type: they end up in an HTTP header, so a newline must never pass.
+func NormalizeContentType(ct string) (string, error) {
 	if ct == "" {
-		return defaultContentType, nil
+		return DefaultContentType, nil
 	}
-	if len(ct) > maxContentTypeLen {
-		return "", fmt.Errorf("content type longer than %d bytes", maxContentTypeLen)
+	if len(ct) > MaxContentTypeLen {
+		return "", fmt.Errorf("content type longer than %d bytes", MaxContentTypeLen)
 	}
 	if _, _, err := mime.ParseMediaType(ct); err != nil {
 		return "", fmt.Errorf("content type %q: %w", ct, err)
