@@ -29,7 +29,11 @@ func checks(db *sqlstore.DB, rdb redis.UniversalClient, objects storage.Store, e
 	}
 	if engine != nil {
 		out = append(out, httpapi.Check{Name: "engine", Check: func(ctx context.Context) (any, error) {
-			return engine.Info(), nil
+			info := engine.Info()
+			if info.Name == "espeak-ng" {
+				return map[string]any{"engine": info, "note": "Kokoro is not in use: no model is configured (make model, then KOKORO_MODEL_PATH); speech comes from espeak-ng"}, nil
+			}
+			return info, nil
 		}})
 		return out
 	}

@@ -44,6 +44,13 @@ type Config struct {
 	ShutdownTimeout time.Duration `env:"HTTP_SHUTDOWN_TIMEOUT" envDefault:"30s"`
 	// Worker configures the in-process worker of embedded mode.
 	Worker config.Worker
+	// KokoroModelPath, in embedded mode, makes the API start cmd/worker as
+	// a child process (the API binary does not link ONNX Runtime); the
+	// child reads the KOKORO_* variables itself.
+	KokoroModelPath string `env:"KOKORO_MODEL_PATH"`
+	// WorkerBin is the worker binary for that child; default "worker"
+	// beside the api binary, then on PATH.
+	WorkerBin string `env:"WORKER_BIN"`
 }
 
 // Validate checks the configuration and names the offending variable.
@@ -72,6 +79,7 @@ type Main struct {
 	srv     *http.Server
 	ln      net.Listener
 	worker  *worker.Server
+	child   *childWorker
 	serveWG sync.WaitGroup
 }
 
@@ -133,7 +141,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	registry := fleet.NewRegistry(rdb)
 
 	var engine tts.Synthesizer
-	if c.Embedded() {
+	if c.Embedded() && m.wantsKokoro() {
+		if err := m.startChildWorker(ctx, redisURL); err != nil {
+			return err
+		}
+	} else if c.Embedded() {
 		engine, err = m.startWorker(ctx, db, objects, q, registry, redisOpt)
 		if err != nil {
 			return err
@@ -198,24 +210,19 @@ func (m *Main) startWorker(ctx context.Context, db *sqlstore.DB, objects storage
 	return engine, nil
 }
 
-// embeddedEngine picks the engine of the in-process worker. The API binary
-// does not link ONNX Runtime: Kokoro runs in cmd/worker.
+// embeddedEngine picks the engine of the in-process worker: espeak-ng, or
+// the test tone. The API binary does not link ONNX Runtime: Kokoro runs in
+// a child cmd/worker (see startChildWorker).
 func (m *Main) embeddedEngine() (tts.Synthesizer, error) {
 	w := m.Config.Worker
-	switch w.Engine {
-	case "tone":
+	if w.Engine == "tone" {
 		return tone.New(tone.Config{}), nil
-	case "kokoro":
-		return nil, fmt.Errorf("TTS_ENGINE=kokoro: the API's embedded worker cannot run Kokoro; run cmd/worker with REDIS_URL set")
-	}
-	if os.Getenv("KOKORO_MODEL_PATH") != "" {
-		m.Logger.Warn("KOKORO_MODEL_PATH is set but the embedded worker runs espeak-ng; run cmd/worker to use Kokoro")
 	}
 	e, err := espeak.New(espeak.Config{Path: w.ESpeakPath, MaxConcurrency: w.Concurrency})
 	if err != nil {
 		return nil, fmt.Errorf("ESPEAK_NG_PATH: %w", err)
 	}
-	m.Logger.Info("embedded worker uses espeak-ng (no Kokoro model configured)", "engine", e.Info())
+	m.Logger.Warn("embedded worker uses espeak-ng: no Kokoro model is configured (run `make model`, then set KOKORO_MODEL_PATH)", "engine", e.Info())
 	return e, nil
 }
 
@@ -232,6 +239,10 @@ func (m *Main) Close() error {
 	}
 	if m.worker != nil {
 		m.worker.Shutdown()
+	}
+	if m.child != nil {
+		m.child.stop(m.Config.Worker.ShutdownTimeout)
+		m.child = nil
 	}
 	for i := len(m.closers) - 1; i >= 0; i-- {
 		if err := m.closers[i](); err != nil {

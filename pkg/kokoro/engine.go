@@ -456,8 +456,18 @@ func (e *Engine) RunChunk(ctx context.Context, ids []int64, voice string, speed 
 	}
 }
 
-// Voices lists the catalogue voices whose packs were loaded.
-func (e *Engine) Voices() []tts.Voice { return e.bank.voices() }
+// Voices lists the loaded voices the front end can speak (English, a* and
+// b*): the others would only fail at synthesis, so they are not offered and
+// a request for one is refused at submission.
+func (e *Engine) Voices() []tts.Voice {
+	var out []tts.Voice
+	for _, v := range e.bank.voices() {
+		if _, err := phonemize.LangForVoice(v.ID); err == nil {
+			out = append(out, v)
+		}
+	}
+	return out
+}
 
 // Info describes the engine: device actually used, model file and hash, and
 // why CUDA was not used when Device was "auto".
