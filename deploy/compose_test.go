@@ -350,6 +350,11 @@ func TestComposeExposure(t *testing.T) {
 	if !conf {
 		t.Errorf("nginx must mount ./nginx/nginx.conf read-only on /etc/nginx/nginx.conf: %+v", n.Volumes)
 	}
+	// Its health check asks an endpoint the example serves (nginx_test.go requests it).
+	if hc := strings.Join(n.HealthCheck.Test, " "); !strings.Contains(hc, "http://127.0.0.1/nginx-health") ||
+		!strings.Contains(readRepoFile(t, "nginx/nginx.conf.example"), "location = /nginx-health {") {
+		t.Errorf("nginx health check %q must request /nginx-health, which nginx.conf.example must serve", hc)
+	}
 	if d, ok := n.DependsOn["api"]; !ok || d.Condition != types.ServiceConditionHealthy {
 		t.Errorf("nginx must wait for a healthy api")
 	}

@@ -237,6 +237,16 @@ func TestNginxExample(t *testing.T) {
 				t.Errorf("%s over HTTP: %d Location %q, want 308 to https://127.0.0.1/api/tts?x=1", method, res.StatusCode, res.Header.Get("Location"))
 			}
 		}
+		// Except the container health check's own endpoint (docker-compose.gpu.yml), from loopback.
+		res, err := noRedirect.Get("http://127.0.0.1:" + strconv.Itoa(httpPort) + "/nginx-health")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK || string(body) != "ok\n" {
+			t.Errorf("GET /nginx-health: %d %q", res.StatusCode, body)
+		}
 	})
 
 	t.Run("tls versions", func(t *testing.T) {
