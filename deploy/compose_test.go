@@ -334,7 +334,7 @@ func TestComposeExposure(t *testing.T) {
 		}
 	}
 	// The app containers never see MinIO's root credentials.
-	for _, name := range []string{"api", "worker"} {
+	for _, name := range []string{"api", "worker", "migrate"} {
 		if v := env(service(t, p, name), "MINIO_ROOT_PASSWORD"); v != "" {
 			t.Errorf("%s gets MINIO_ROOT_PASSWORD", name)
 		}
