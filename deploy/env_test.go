@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"fmt"
 	"go/ast"
+	"go/build"
 	"go/parser"
 	"go/token"
+	"io/fs"
 	"maps"
 	"path/filepath"
 	"reflect"
@@ -45,75 +47,110 @@ var reserved = map[string]string{
 
 const reservedNote = "(reserved: read once authentication lands, issue 5)"
 
+// sourceFiles lists the non-test Go files the variables are collected from: every file the binaries
+// (./cmd/...) are built from, as the go command resolves them, plus every file under cmd/ and pkg/
+// that the current build constraints select (a pkg/ package no binary links yet still counts).
+func sourceFiles(t testing.TB) []string {
+	t.Helper()
+	root := repoRoot(t)
+	seen := map[string]bool{}
+	for _, p := range binaryPackages(t) {
+		for _, name := range slices.Concat(p.GoFiles, p.CgoFiles) {
+			seen[filepath.Join(p.Dir, name)] = true
+		}
+	}
+	for _, top := range []string{"cmd", "pkg"} {
+		err := filepath.WalkDir(filepath.Join(root, top), func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if d.IsDir() {
+				if d.Name() == "testdata" || strings.HasPrefix(d.Name(), ".") || strings.HasPrefix(d.Name(), "_") {
+					return filepath.SkipDir
+				}
+				return nil
+			}
+			if !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+				return nil
+			}
+			if ok, err := build.Default.MatchFile(filepath.Dir(path), d.Name()); err != nil || !ok {
+				return err
+			}
+			seen[path] = true
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return slices.Sorted(maps.Keys(seen))
+}
+
 // codeVars returns every environment variable the binaries read, with where: the env:"NAME" struct
-// tags (caarlos0/env) and the os.Getenv / os.LookupEnv("NAME") calls in the non-test files of the
-// module's packages that ./cmd/... is built from.
+// tags (caarlos0/env) and the os.Getenv / os.LookupEnv("NAME") calls in the non-test Go files.
 func codeVars(t testing.TB) map[string][]string {
 	t.Helper()
 	vars := map[string][]string{}
 	fset := token.NewFileSet()
 	root := repoRoot(t)
-	for _, p := range binaryPackages(t) {
-		for _, name := range slices.Concat(p.GoFiles, p.CgoFiles) {
-			file := filepath.Join(p.Dir, name)
-			f, err := parser.ParseFile(fset, file, nil, parser.SkipObjectResolution)
-			if err != nil {
-				t.Fatal(err)
-			}
-			osName := ""
-			for _, imp := range f.Imports {
-				if imp.Path.Value == `"os"` {
-					osName = "os"
-					if imp.Name != nil {
-						osName = imp.Name.Name
-					}
-				}
-			}
-			where := func(n ast.Node) string {
-				pos := fset.Position(n.Pos())
-				rel, _ := relPath(root, pos.Filename)
-				return fmt.Sprintf("%s:%d", rel, pos.Line)
-			}
-			ast.Inspect(f, func(n ast.Node) bool {
-				switch n := n.(type) {
-				case *ast.Field:
-					if n.Tag == nil {
-						return true
-					}
-					tag, err := strconv.Unquote(n.Tag.Value)
-					if err != nil {
-						t.Fatalf("%s: struct tag %s: %v", where(n), n.Tag.Value, err)
-					}
-					st := reflect.StructTag(tag)
-					if _, ok := st.Lookup("envPrefix"); ok {
-						t.Fatalf("%s: envPrefix is not understood by this test: teach codeVars to prefix the nested names", where(n))
-					}
-					if v, ok := st.Lookup("env"); ok {
-						if name, _, _ := strings.Cut(v, ","); name != "" {
-							vars[name] = append(vars[name], where(n))
-						}
-					}
-				case *ast.CallExpr:
-					sel, ok := n.Fun.(*ast.SelectorExpr)
-					if !ok || osName == "" {
-						return true
-					}
-					if x, ok := sel.X.(*ast.Ident); !ok || x.Name != osName || (sel.Sel.Name != "Getenv" && sel.Sel.Name != "LookupEnv") {
-						return true
-					}
-					lit, ok := n.Args[0].(*ast.BasicLit)
-					if !ok || lit.Kind != token.STRING {
-						t.Fatalf("%s: os.%s with a computed name: use a string literal so that the documented variables can be checked", where(n), sel.Sel.Name)
-					}
-					name, err := strconv.Unquote(lit.Value)
-					if err != nil {
-						t.Fatal(err)
-					}
-					vars[name] = append(vars[name], where(n))
-				}
-				return true
-			})
+	for _, file := range sourceFiles(t) {
+		f, err := parser.ParseFile(fset, file, nil, parser.SkipObjectResolution)
+		if err != nil {
+			t.Fatal(err)
 		}
+		osName := ""
+		for _, imp := range f.Imports {
+			if imp.Path.Value == `"os"` {
+				osName = "os"
+				if imp.Name != nil {
+					osName = imp.Name.Name
+				}
+			}
+		}
+		where := func(n ast.Node) string {
+			pos := fset.Position(n.Pos())
+			rel, _ := relPath(root, pos.Filename)
+			return fmt.Sprintf("%s:%d", rel, pos.Line)
+		}
+		ast.Inspect(f, func(n ast.Node) bool {
+			switch n := n.(type) {
+			case *ast.Field:
+				if n.Tag == nil {
+					return true
+				}
+				tag, err := strconv.Unquote(n.Tag.Value)
+				if err != nil {
+					t.Fatalf("%s: struct tag %s: %v", where(n), n.Tag.Value, err)
+				}
+				st := reflect.StructTag(tag)
+				if _, ok := st.Lookup("envPrefix"); ok {
+					t.Fatalf("%s: envPrefix is not understood by this test: teach codeVars to prefix the nested names", where(n))
+				}
+				if v, ok := st.Lookup("env"); ok {
+					if name, _, _ := strings.Cut(v, ","); name != "" {
+						vars[name] = append(vars[name], where(n))
+					}
+				}
+			case *ast.CallExpr:
+				sel, ok := n.Fun.(*ast.SelectorExpr)
+				if !ok || osName == "" {
+					return true
+				}
+				if x, ok := sel.X.(*ast.Ident); !ok || x.Name != osName || (sel.Sel.Name != "Getenv" && sel.Sel.Name != "LookupEnv") {
+					return true
+				}
+				lit, ok := n.Args[0].(*ast.BasicLit)
+				if !ok || lit.Kind != token.STRING {
+					t.Fatalf("%s: os.%s with a computed name: use a string literal so that the documented variables can be checked", where(n), sel.Sel.Name)
+				}
+				name, err := strconv.Unquote(lit.Value)
+				if err != nil {
+					t.Fatal(err)
+				}
+				vars[name] = append(vars[name], where(n))
+			}
+			return true
+		})
 	}
 	return vars
 }
