@@ -14,11 +14,12 @@
 #                (the last stage, so the default target of a plain `docker build .`)
 #
 # Why CUDA 12 and not 13: CUDA 13 dropped Pascal, and the production GPU is a Tesla P40 (compute
-# capability 6.1). ONNX Runtime's Linux x64 CUDA 12.8 packages carry sm_60 code again from the first
-# release after microsoft/onnxruntime#31992 (merged 2026-08-11), which is 1.30.0; the CUDA 12 builds of
-# 1.2x from early 2025 to mid 2026 only had 7.5/8.0/9.0 and fail on Pascal with "no kernel image is
-# available". The worker proves the CUDA provider with a real run at startup and refuses to claim CUDA
-# otherwise, and `worker health` (the HEALTHCHECK) fails while KOKORO_DEVICE=cuda is not what it runs on.
+# capability 6.1). ONNX Runtime's Linux x64 CUDA 12.8 packages carry sm_60 code again after
+# microsoft/onnxruntime#31992 (merged 2026-08-11); 1.30.0 (2026-09-10) is the first feature release after
+# it. The CUDA 12 builds of 1.2x from early 2025 to mid 2026 only had 7.5/8.0/9.0 and fail on Pascal with
+# "no kernel image is available". The worker proves the CUDA provider with a real run at startup and
+# refuses to claim CUDA otherwise, and `worker health` (the HEALTHCHECK) fails while KOKORO_DEVICE=cuda is
+# not what it runs on.
 #
 # The binaries are dynamically linked against glibc: all three need cgo (SQLite through
 # mattn/go-sqlite3) and the worker loads libonnxruntime.so with dlopen, which a static binary cannot do
