@@ -39,7 +39,7 @@ RUN go mod download && go mod verify
 # ---------------------------------------------------------------------------------------------------
 FROM modules AS build
 COPY . .
-# The flags must stay those of `make build` (deploy/deploy_test.go checks both and builds with them).
+# The flags must stay those of `make build` (deploy/build_test.go checks both and builds with them).
 RUN --mount=type=cache,target=/root/.cache/go-build \
     CGO_ENABLED=1 go build -trimpath -ldflags='-s -w' -o /out/ ./cmd/api ./cmd/worker ./cmd/migrate ./cmd/kokoro-bench
 RUN /out/migrate -version
