@@ -44,6 +44,7 @@ func (m *Main) startChildWorker(ctx context.Context, redisURL string) error {
 		"REDIS_EVICTION_CHECK=warn",
 	)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	dieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("WORKER_BIN %s: %w", bin, err)
 	}

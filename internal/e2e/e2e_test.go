@@ -74,12 +74,17 @@ func start(t *testing.T, name string, env map[string]string, args ...string) *pr
 		p.cmd.Env = append(p.cmd.Env, k+"="+v)
 	}
 	p.cmd.Stdout, p.cmd.Stderr = p, p
+	// Own process group, so that cleanup also reaches children (the API's
+	// Kokoro worker) that hold the output pipe.
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	go func() { _ = p.cmd.Wait(); close(p.done) }()
 	t.Cleanup(func() {
-		p.signal(syscall.SIGKILL)
+		if p.cmd.Process != nil {
+			_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		}
 		<-p.done
 		if t.Failed() {
 			t.Logf("--- %s output ---\n%s", name, p.Output())
