@@ -28,7 +28,9 @@ func (f *fakeJobs) Submit(_ context.Context, req tts.Request, _ string) (*tts.Jo
 	return &tts.Job{ID: "0192d6a4-0000-7000-8000-000000000000", Status: tts.StatusQueued, Text: v.Text, Voice: v.Voice,
 		Speed: v.Speed, Format: v.Format, Queue: v.Queue, CreatedAt: time.Now()}, true, nil
 }
-func (f *fakeJobs) Get(context.Context, string) (*tts.Job, error) { return nil, tts.Errorf(tts.ENOTFOUND, "no") }
+func (f *fakeJobs) Get(context.Context, string) (*tts.Job, error) {
+	return nil, tts.Errorf(tts.ENOTFOUND, "no")
+}
 func (f *fakeJobs) List(context.Context, string, string, int) ([]*tts.Job, string, error) {
 	return nil, "", nil
 }
@@ -39,7 +41,7 @@ func (f *fakeJobs) Audio(context.Context, string, bool) (jobs.AudioResult, error
 	return jobs.AudioResult{}, tts.Errorf(tts.ENOTFOUND, "no")
 }
 func (f *fakeJobs) Voices(context.Context) []tts.Voice { return tts.Catalogue() }
-func (f *fakeJobs) MaxTextChars() int                 { return 500 }
+func (f *fakeJobs) MaxTextChars() int                  { return 500 }
 
 // FuzzSubmit: whatever the body, POST /api/tts answers 202 or a JSON error
 // with a 4xx status, never a 500 and never a panic.
