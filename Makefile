@@ -2,7 +2,7 @@
 .DEFAULT_GOAL := help
 BIN ?= bin
 
-.PHONY: help run test test-short bench lint build model fixtures clean
+.PHONY: help run test test-short bench bench-gpu lint build model fixtures clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -19,7 +19,12 @@ test-short: ## go test without the race detector or fuzzing (quick local loop)
 bench: ## the pipeline and component benchmarks recorded in BENCHMARKS.md
 	go test -run '^$$' -bench . -benchtime 3s ./internal/pipelinebench
 	go test -run '^$$' -bench . -benchtime 20x ./pkg/audio ./pkg/espeak ./storage/disk
-	go test -run '^$$' -bench . ./pkg/sqlstore ./pkg/phonemize ./pkg/kokoro
+	go test -run '^$$' -bench . -benchtime 2s ./pkg/sqlstore ./pkg/phonemize
+	go test -run '^$$' -bench 'RawRun|RunChunk|SynthesizeOverhead' -benchtime 2s ./pkg/kokoro
+	go test -run '^$$' -bench 'StandinThroughput|MemoryLoaded' -benchtime 2x ./pkg/kokoro
+
+bench-gpu: ## on a GPU host with the real model: RTF, first-chunk latency, throughput at 1/2/4/8 jobs
+	go run ./cmd/kokoro-bench -model $${DATA_DIR:-data}/models/kokoro-v1.0.onnx -voices $${DATA_DIR:-data}/models/voices-v1.0.bin -device cuda -jobs 1,2,4,8
 
 lint: ## go vet and gofmt
 	go vet ./...
