@@ -213,15 +213,28 @@ func (c *client) fetchAudio(t *testing.T, job map[string]any, format string, min
 	if int64(len(b)) != int64(a["bytes"].(float64)) {
 		t.Fatalf("downloaded %d bytes, job says %v", len(b), a["bytes"])
 	}
-	p, err := audio.ProbeBytes(context.Background(), "ffprobe", b)
+	// ffprobe's names: Ogg Opus is "ogg" and decodes at 48 kHz whatever
+	// its input rate; ADTS AAC is "aac"; headerless PCM must be described.
+	probeName, rate := format, 24000
+	var p audio.ProbeResult
+	switch format {
+	case "pcm":
+		probeName = "s16le"
+		p, err = audio.ProbeRaw(context.Background(), "ffprobe", b, 24000, 1)
+	case "opus":
+		probeName, rate = "ogg", 48000
+		fallthrough
+	default:
+		p, err = audio.ProbeBytes(context.Background(), "ffprobe", b)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Format != format && !strings.Contains(p.Format, format) {
-		t.Fatalf("format %q, want %q", p.Format, format)
+	if p.Format != probeName && !strings.Contains(p.Format, probeName) {
+		t.Fatalf("format %q, want %q", p.Format, probeName)
 	}
-	if p.SampleRate != 24000 || p.Channels != 1 || p.DurationSeconds < minSec || p.DurationSeconds > maxSec {
-		t.Fatalf("probe %+v: want 24 kHz mono of %.1f–%.1f s", p, minSec, maxSec)
+	if p.SampleRate != rate || p.Channels != 1 || p.DurationSeconds < minSec || p.DurationSeconds > maxSec {
+		t.Fatalf("probe %+v: want %d Hz mono of %.1f–%.1f s", p, rate, minSec, maxSec)
 	}
 	return b, first
 }

@@ -1,8 +1,13 @@
 // Package audio encodes the engines' PCM into the service's output formats.
-// WAV is written natively; compressed formats are produced by piping s16le
-// PCM through an ffmpeg process (no temporary files). It also offers the
-// WAV decoder and resampler the engines need, and an ffprobe helper that
-// tests across the repository use to prove their output decodes.
+// WAV and raw PCM are written natively; compressed formats (MP3, Ogg Opus,
+// ADTS AAC, FLAC) are produced by piping s16le PCM through an ffmpeg
+// process, with no temporary files: what ffmpeg cannot write to a pipe (the
+// FLAC header's sample count and MD5) is filled in on the way out. It also
+// offers the WAV decoder and resampler the engines need, and ffprobe helpers
+// that tests across the repository use to prove their output decodes.
+//
+// Every format decodes to exactly the PCM's samples except MP3 and ADTS AAC,
+// which play their encoder delay and padding (see NewEncoder).
 package audio
 
 import (
@@ -23,6 +28,21 @@ const (
 	// DefaultMP3BitrateKbps suits 24 kHz mono speech: transparent enough for
 	// a voice, about 480 KB a minute.
 	DefaultMP3BitrateKbps = 64
+	// DefaultOpusBitrateKbps is a speech bitrate at which libopus keeps the
+	// whole 12 kHz band of 24 kHz input: about 240 KB a minute, half of
+	// MP3's.
+	DefaultOpusBitrateKbps = 32
+	// DefaultAACBitrateKbps matches MP3's default; ffmpeg's AAC encoder
+	// needs about that for clean speech.
+	DefaultAACBitrateKbps = 64
+)
+
+// Bitrate bounds for 24 kHz mono. libopus accepts 6 to 256 kbit/s for one
+// channel and fails above; ffmpeg's AAC encoder cannot put more than 6144
+// bits in a 1024-sample frame, 144 kbit/s at 24 kHz, and clamps silently.
+const (
+	minOpusKbps, maxOpusKbps = 6, 256
+	minAACKbps, maxAACKbps   = 8, 144
 )
 
 // mp3Bitrates are the bitrates MPEG-2 Layer III (the MP3 flavour used at
@@ -31,8 +51,10 @@ var mp3Bitrates = [...]int{8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144,
 
 // Config configures an Encoder. Zero fields take the defaults.
 type Config struct {
-	FFmpegPath     string // ffmpeg binary, looked up in PATH when it has no slash; default "ffmpeg"
-	MP3BitrateKbps int    // constant MP3 bitrate; default 64, one of 8..160 (MPEG-2 steps)
+	FFmpegPath      string // ffmpeg binary, looked up in PATH when it has no slash; default "ffmpeg"
+	MP3BitrateKbps  int    // constant MP3 bitrate; default 64, one of 8..160 (MPEG-2 steps)
+	OpusBitrateKbps int    // Opus target (VBR) bitrate; default 32, 6..256
+	AACBitrateKbps  int    // AAC-LC bitrate; default 64, 8..144
 }
 
 // Result describes encoded audio.
@@ -43,13 +65,25 @@ type Result struct {
 }
 
 // codec is one output format. Exactly one of native and ffmpegArgs is set:
-// adding a format (opus, aac, flac, raw pcm) is adding an entry in
-// NewEncoder, e.g. {contentType: "audio/ogg", ffmpegArgs: []string{"-c:a",
-// "libopus", "-b:a", "32k", "-f", "ogg"}}.
+// adding a format is adding an entry in NewEncoder.
 type codec struct {
-	contentType string
-	native      func(w io.Writer, p tts.PCM) (int64, error)
-	ffmpegArgs  []string // output options placed between the input and "pipe:1"
+	native     func(w io.Writer, p tts.PCM) (int64, error)
+	ffmpegArgs []string // output options placed between the input and "pipe:1"
+	// fixup, when set, wraps ffmpeg's output on its way to w to complete
+	// what ffmpeg could not write to a pipe.
+	fixup func(w io.Writer, p tts.PCM) fixupWriter
+}
+
+// fixupWriter edits an ffmpeg output stream as it passes through.
+type fixupWriter interface {
+	io.Writer
+	// Malformed returns the error that made a Write fail because the
+	// stream was not what the fixup expected, if any (errors of the writer
+	// underneath are returned by Write as they are, and not kept here).
+	Malformed() error
+	// Finish is called once ffmpeg succeeded; it reports a stream that
+	// ended before the fixup could do its work.
+	Finish() error
 }
 
 // Encoder turns 24 kHz mono PCM into an output format. It is safe for
@@ -59,14 +93,48 @@ type Encoder struct {
 	codecs map[tts.Format]codec
 }
 
-// NewEncoder returns an Encoder. It does not run ffmpeg: call Check at
-// startup to find a missing or incomplete ffmpeg early.
+// NewEncoder returns an Encoder for every format in tts.Formats, with these
+// choices:
+//
+//   - wav: native, a 44-byte header whose RIFF and data sizes are exact.
+//   - pcm: native, the bare s16le samples (2 bytes a sample, no header).
+//   - mp3: libmp3lame at a constant bitrate (MPEG-2 Layer III at 24 kHz).
+//     ffmpeg writes no Xing/LAME frame to a pipe (it would seek back to
+//     fill it), so players cannot trim the encoder delay and padding: about
+//     55 ms more than the PCM.
+//   - opus: libopus at its native 24 kHz input (no resampling; Opus always
+//     decodes at 48 kHz), VBR, 20 ms frames, in Ogg. The "audio"
+//     application, not "voip": the synthetic voice is clean, and voip's
+//     intelligibility shaping is for noisy microphones. ffmpeg writes the
+//     pre-skip and the final page's granule position from the exact sample
+//     count, so players trim the encoder delay and the last frame's
+//     padding: decoded length equals the PCM's to the sample.
+//   - aac: AAC-LC in ADTS, which streams through a pipe. MP4 (m4a) was
+//     rejected: +faststart needs a seekable output, and fragmented MP4
+//     written to a pipe has no edit list either, so it gains nothing over
+//     ADTS (measured: both decode 1,024 priming samples plus padding to a
+//     whole frame; only a seekable m4a with an edit list is exact). ADTS
+//     stores no duration: players estimate it from the bitrate.
+//   - flac: ffmpeg's FLAC encoder (default compression level 5). On a pipe
+//     ffmpeg cannot seek back to write STREAMINFO's total sample count and
+//     MD5, so the encoder fills them in as the header passes (they are
+//     known before encoding) and drops the 8 KiB padding block ffmpeg
+//     reserves for tag editors.
+//
+// It does not run ffmpeg: call Check at startup to find a missing or
+// incomplete ffmpeg early.
 func NewEncoder(cfg Config) (*Encoder, error) {
 	if cfg.FFmpegPath == "" {
 		cfg.FFmpegPath = DefaultFFmpegPath
 	}
 	if cfg.MP3BitrateKbps == 0 {
 		cfg.MP3BitrateKbps = DefaultMP3BitrateKbps
+	}
+	if cfg.OpusBitrateKbps == 0 {
+		cfg.OpusBitrateKbps = DefaultOpusBitrateKbps
+	}
+	if cfg.AACBitrateKbps == 0 {
+		cfg.AACBitrateKbps = DefaultAACBitrateKbps
 	}
 	ok := false
 	for _, b := range mp3Bitrates {
@@ -75,13 +143,31 @@ func NewEncoder(cfg Config) (*Encoder, error) {
 	if !ok {
 		return nil, fmt.Errorf("audio: MP3 bitrate %d kbps is not one of %v", cfg.MP3BitrateKbps, mp3Bitrates)
 	}
+	if cfg.OpusBitrateKbps < minOpusKbps || cfg.OpusBitrateKbps > maxOpusKbps {
+		return nil, fmt.Errorf("audio: Opus bitrate %d kbps is not in %d..%d", cfg.OpusBitrateKbps, minOpusKbps, maxOpusKbps)
+	}
+	if cfg.AACBitrateKbps < minAACKbps || cfg.AACBitrateKbps > maxAACKbps {
+		return nil, fmt.Errorf("audio: AAC bitrate %d kbps is not in %d..%d", cfg.AACBitrateKbps, minAACKbps, maxAACKbps)
+	}
+	kbps := func(n int) string { return strconv.Itoa(n) + "k" }
 	return &Encoder{
 		ffmpeg: cfg.FFmpegPath,
 		codecs: map[tts.Format]codec{
-			tts.FormatWAV: {contentType: "audio/wav", native: WriteWAV},
-			tts.FormatMP3: {contentType: "audio/mpeg", ffmpegArgs: []string{
-				"-c:a", "libmp3lame", "-b:a", strconv.Itoa(cfg.MP3BitrateKbps) + "k", "-f", "mp3",
+			tts.FormatWAV: {native: WriteWAV},
+			tts.FormatPCM: {native: WritePCM},
+			tts.FormatMP3: {ffmpegArgs: []string{
+				"-c:a", "libmp3lame", "-b:a", kbps(cfg.MP3BitrateKbps), "-f", "mp3",
 			}},
+			tts.FormatOpus: {ffmpegArgs: []string{
+				"-c:a", "libopus", "-b:a", kbps(cfg.OpusBitrateKbps), "-vbr", "on",
+				"-application", "audio", "-frame_duration", "20", "-f", "ogg",
+			}},
+			tts.FormatAAC: {ffmpegArgs: []string{
+				"-c:a", "aac", "-b:a", kbps(cfg.AACBitrateKbps), "-f", "adts",
+			}},
+			tts.FormatFLAC: {ffmpegArgs: []string{
+				"-c:a", "flac", "-f", "flac",
+			}, fixup: newFLACFixup},
 		},
 	}, nil
 }
@@ -124,7 +210,7 @@ func (e *Encoder) Encode(ctx context.Context, p tts.PCM, f tts.Format, w io.Writ
 			return Result{}, err
 		}
 	}
-	res := Result{ContentType: c.contentType, DurationSeconds: float64(len(p.Samples)) / float64(p.SampleRate)}
+	res := Result{ContentType: f.ContentType(), DurationSeconds: float64(len(p.Samples)) / float64(p.SampleRate)}
 	cw := &countingWriter{w: w}
 	var err error
 	if c.native != nil {
@@ -132,8 +218,16 @@ func (e *Encoder) Encode(ctx context.Context, p tts.PCM, f tts.Format, w io.Writ
 		if err == nil {
 			err = ctx.Err() // a native encoder is fast and does not watch ctx
 		}
-	} else {
+	} else if c.fixup == nil {
 		err = e.runFFmpeg(ctx, p, c.ffmpegArgs, cw)
+	} else {
+		fx := c.fixup(cw, p)
+		err = e.runFFmpeg(ctx, p, c.ffmpegArgs, fx)
+		if m := fx.Malformed(); m != nil {
+			err = m // ffmpeg's own error is only the broken pipe that followed
+		} else if err == nil {
+			err = fx.Finish()
+		}
 	}
 	res.Bytes = cw.n
 	if err != nil {

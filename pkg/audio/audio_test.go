@@ -141,7 +141,7 @@ func TestEncodeResamplesToNativeRate(t *testing.T) {
 	ctx := context.Background()
 	e := newEncoder(t)
 	pcm := sine(22050, 1.0, 300, 0.5)
-	for _, f := range []tts.Format{tts.FormatWAV, tts.FormatMP3} {
+	for _, f := range tts.Formats {
 		b, res, err := e.EncodeBytes(ctx, pcm, f)
 		if err != nil {
 			t.Fatal(err)
@@ -149,11 +149,15 @@ func TestEncodeResamplesToNativeRate(t *testing.T) {
 		if res.DurationSeconds != 1.0 {
 			t.Errorf("%s: duration %v", f, res.DurationSeconds)
 		}
-		p, err := audio.ProbeBytes(ctx, "", b)
+		p, err := audio.ProbeFormat(ctx, "", f, b)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if p.SampleRate != 24000 || math.Abs(p.DurationSeconds-1.0) > 0.1 {
+		rate := 24000
+		if f == tts.FormatOpus {
+			rate = 48000 // what Opus decodes at; its header says 24 kHz in
+		}
+		if p.SampleRate != rate || math.Abs(p.DurationSeconds-1.0) > 0.1 {
 			t.Errorf("%s: probe = %+v", f, p)
 		}
 	}
@@ -226,6 +230,17 @@ func TestEncodeInvalid(t *testing.T) {
 func TestContentTypesMatchDomain(t *testing.T) {
 	requireTool(t, "ffmpeg", "ffmpeg")
 	e := newEncoder(t)
+	want := map[tts.Format][2]string{ // content type, extension
+		tts.FormatMP3:  {"audio/mpeg", "mp3"},
+		tts.FormatWAV:  {"audio/wav", "wav"},
+		tts.FormatOpus: {"audio/ogg; codecs=opus", "opus"},
+		tts.FormatAAC:  {"audio/aac", "aac"},
+		tts.FormatFLAC: {"audio/flac", "flac"},
+		tts.FormatPCM:  {"application/octet-stream", "pcm"},
+	}
+	if len(want) != len(tts.Formats) {
+		t.Errorf("%d formats, %d expected here", len(tts.Formats), len(want))
+	}
 	for _, f := range tts.Formats {
 		if !e.Supports(f) {
 			t.Errorf("encoder does not support %s", f)
@@ -235,8 +250,8 @@ func TestContentTypesMatchDomain(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if res.ContentType != f.ContentType() {
-			t.Errorf("%s: content type %q, domain says %q", f, res.ContentType, f.ContentType())
+		if w := want[f]; res.ContentType != w[0] || f.ContentType() != w[0] || f.Extension() != w[1] {
+			t.Errorf("%s: content type %q (domain %q), extension %q; want %q, %q", f, res.ContentType, f.ContentType(), f.Extension(), w[0], w[1])
 		}
 	}
 }
@@ -244,7 +259,7 @@ func TestContentTypesMatchDomain(t *testing.T) {
 func TestEncodeCanceled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	for _, f := range []tts.Format{tts.FormatWAV, tts.FormatMP3} {
+	for _, f := range tts.Formats {
 		_, err := newEncoder(t).Encode(ctx, sine(24000, 0.1, 440, 0.5), f, io.Discard)
 		if tts.ErrorCode(err) != tts.ECANCELED || !errors.Is(err, context.Canceled) {
 			t.Errorf("%s: err = %v, want %s wrapping context.Canceled", f, err, tts.ECANCELED)
@@ -267,15 +282,19 @@ func (w *cancelingWriter) Write(p []byte) (int, error) {
 
 func TestEncodeCancelStopsFFmpeg(t *testing.T) {
 	requireTool(t, "ffmpeg", "ffmpeg")
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	w := &cancelingWriter{cancel: cancel}
-	_, err := newEncoder(t).Encode(ctx, sine(24000, 120, 440, 0.5), tts.FormatMP3, w)
-	if tts.ErrorCode(err) != tts.ECANCELED || !errors.Is(err, context.Canceled) {
-		t.Fatalf("err = %v, want %s", err, tts.ECANCELED)
-	}
-	if w.n == 0 {
-		t.Error("ffmpeg wrote nothing before the cancel")
+	e := newEncoder(t)
+	pcm := sine(24000, 120, 440, 0.5)
+	for _, f := range ffmpegFormats() {
+		ctx, cancel := context.WithCancel(context.Background())
+		w := &cancelingWriter{cancel: cancel}
+		_, err := e.Encode(ctx, pcm, f, w)
+		cancel()
+		if tts.ErrorCode(err) != tts.ECANCELED || !errors.Is(err, context.Canceled) {
+			t.Errorf("%s: err = %v, want %s", f, err, tts.ECANCELED)
+		}
+		if w.n == 0 {
+			t.Errorf("%s: ffmpeg wrote nothing before the cancel", f)
+		}
 	}
 }
 
@@ -290,9 +309,11 @@ func TestBrokenFFmpegPath(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), bad) || !strings.Contains(err.Error(), "Debian package ffmpeg") {
 		t.Errorf("Encode err = %v, want one naming %s and the ffmpeg package", err, bad)
 	}
-	// WAV does not need ffmpeg at all.
-	if _, err := e.Encode(ctx, sine(24000, 0.1, 440, 0.5), tts.FormatWAV, io.Discard); err != nil {
-		t.Errorf("WAV without ffmpeg: %v", err)
+	// WAV and PCM do not need ffmpeg at all.
+	for _, f := range []tts.Format{tts.FormatWAV, tts.FormatPCM} {
+		if _, err := e.Encode(ctx, sine(24000, 0.1, 440, 0.5), f, io.Discard); err != nil {
+			t.Errorf("%s without ffmpeg: %v", f, err)
+		}
 	}
 	if _, err := audio.CheckFFmpeg(ctx, bad); tts.ErrorCode(err) != tts.EUNAVAILABLE || !strings.Contains(err.Error(), "Debian package ffmpeg") {
 		t.Errorf("CheckFFmpeg err = %v", err)
@@ -355,6 +376,18 @@ func BenchmarkEncodeMP3(b *testing.B) { benchmarkEncode(b, tts.FormatMP3) }
 // BenchmarkEncodeWAV encodes 10 s of audio.
 func BenchmarkEncodeWAV(b *testing.B) { benchmarkEncode(b, tts.FormatWAV) }
 
+// BenchmarkEncodeOpus encodes 10 s of audio.
+func BenchmarkEncodeOpus(b *testing.B) { benchmarkEncode(b, tts.FormatOpus) }
+
+// BenchmarkEncodeAAC encodes 10 s of audio.
+func BenchmarkEncodeAAC(b *testing.B) { benchmarkEncode(b, tts.FormatAAC) }
+
+// BenchmarkEncodeFLAC encodes 10 s of audio.
+func BenchmarkEncodeFLAC(b *testing.B) { benchmarkEncode(b, tts.FormatFLAC) }
+
+// BenchmarkEncodePCM encodes 10 s of audio.
+func BenchmarkEncodePCM(b *testing.B) { benchmarkEncode(b, tts.FormatPCM) }
+
 type failingWriter struct{ err error }
 
 func (w failingWriter) Write([]byte) (int, error) { return 0, w.err }
@@ -364,7 +397,7 @@ func (w failingWriter) Write([]byte) (int, error) { return 0, w.err }
 func TestEncodeWriterError(t *testing.T) {
 	requireTool(t, "ffmpeg", "ffmpeg")
 	boom := errors.New("connection reset")
-	for _, f := range []tts.Format{tts.FormatWAV, tts.FormatMP3} {
+	for _, f := range tts.Formats {
 		_, err := newEncoder(t).Encode(context.Background(), sine(24000, 2, 440, 0.5), f, failingWriter{boom})
 		if !errors.Is(err, boom) {
 			t.Errorf("%s: err = %v, want %v", f, err, boom)

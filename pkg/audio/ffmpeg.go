@@ -17,10 +17,14 @@ import (
 // DefaultFFprobePath is the ffprobe binary used when none is given.
 const DefaultFFprobePath = "ffprobe"
 
-// CheckFFmpeg verifies that the ffmpeg at path runs and can encode MP3
-// (libmp3lame), and returns its version, e.g. "5.1.6-0+deb12u1". An empty
-// path means "ffmpeg". Errors are EUNAVAILABLE and say which Debian package
-// to install.
+// ffmpegEncoders are the ffmpeg encoders the formats need. libopus, not
+// ffmpeg's own "opus" encoder, which is experimental and has no VBR.
+var ffmpegEncoders = [...]string{"libmp3lame", "libopus", "aac", "flac"}
+
+// CheckFFmpeg verifies that the ffmpeg at path runs and has every encoder
+// the formats need (libmp3lame, libopus, aac, flac), and returns its
+// version, e.g. "5.1.6-0+deb12u1". An empty path means "ffmpeg". Errors are
+// EUNAVAILABLE and say which Debian package to install.
 func CheckFFmpeg(ctx context.Context, path string) (string, error) {
 	if path == "" {
 		path = DefaultFFmpegPath
@@ -37,8 +41,14 @@ func CheckFFmpeg(ctx context.Context, path string) (string, error) {
 	if err != nil {
 		return version, tts.Wrap(tts.EUNAVAILABLE, err, "ffmpeg is not usable")
 	}
-	if !hasEncoder(enc, "libmp3lame") {
-		return version, tts.Errorf(tts.EUNAVAILABLE, "ffmpeg %s at %q has no libmp3lame encoder (install Debian's ffmpeg package)", version, path)
+	var missing []string
+	for _, name := range ffmpegEncoders {
+		if !hasEncoder(enc, name) {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) > 0 {
+		return version, tts.Errorf(tts.EUNAVAILABLE, "ffmpeg %s at %q has no %s encoder (install Debian's ffmpeg package)", version, path, strings.Join(missing, ", "))
 	}
 	return version, nil
 }
@@ -67,22 +77,50 @@ type ProbeResult struct {
 // stream. An empty ffprobePath means "ffprobe".
 func Probe(ctx context.Context, ffprobePath, path string) (ProbeResult, error) {
 	// "file:" keeps ffprobe from treating path as a URL or another protocol.
-	return probe(ctx, ffprobePath, "file:"+path, nil)
+	return probe(ctx, ffprobePath, "file:"+path, nil, nil)
 }
 
-// ProbeBytes runs ffprobe on data, given on its stdin.
+// ProbeBytes runs ffprobe on data, given on its stdin. Raw PCM has no
+// header to probe: use ProbeRaw or ProbeFormat for it.
 func ProbeBytes(ctx context.Context, ffprobePath string, data []byte) (ProbeResult, error) {
-	return probe(ctx, ffprobePath, "pipe:0", data)
+	return probe(ctx, ffprobePath, "pipe:0", data, nil)
 }
 
-func probe(ctx context.Context, ffprobePath, input string, stdin []byte) (ProbeResult, error) {
+// ProbeRaw runs ffprobe on headerless signed 16-bit little-endian PCM
+// (the "pcm" format) at the given rate and channel count. The duration is
+// the byte count's: from a pipe ffprobe can only add up its packets, whose
+// durations it rounds down to a 1/44100 s time base (0.7 ms short on 2.3 s).
+func ProbeRaw(ctx context.Context, ffprobePath string, data []byte, sampleRate, channels int) (ProbeResult, error) {
+	if sampleRate <= 0 || channels <= 0 {
+		return ProbeResult{}, fmt.Errorf("ffprobe: raw PCM needs a rate and a channel count, got %d Hz and %d", sampleRate, channels)
+	}
+	r, err := probe(ctx, ffprobePath, "pipe:0", data, []string{"-f", "s16le", "-ar", strconv.Itoa(sampleRate), "-ac", strconv.Itoa(channels)})
+	if err != nil {
+		return r, err
+	}
+	r.DurationSeconds = float64(len(data)/(2*channels)) / float64(sampleRate)
+	return r, nil
+}
+
+// ProbeFormat runs ffprobe on data encoded in format f: ProbeRaw at 24 kHz
+// mono for tts.FormatPCM, ProbeBytes for the others. Note that ffprobe
+// reports Opus at 48 kHz, the rate Opus always decodes at, whatever the
+// input rate.
+func ProbeFormat(ctx context.Context, ffprobePath string, f tts.Format, data []byte) (ProbeResult, error) {
+	if f == tts.FormatPCM {
+		return ProbeRaw(ctx, ffprobePath, data, tts.SampleRate, 1)
+	}
+	return ProbeBytes(ctx, ffprobePath, data)
+}
+
+func probe(ctx context.Context, ffprobePath, input string, stdin []byte, inputArgs []string) (ProbeResult, error) {
 	if ffprobePath == "" {
 		ffprobePath = DefaultFFprobePath
 	}
-	out, err := runTool(ctx, "ffmpeg", ffprobePath, stdin,
-		"-v", "error", "-of", "json", "-select_streams", "a:0",
-		"-show_entries", "stream=codec_name,sample_rate,channels,time_base,duration:format=format_name,duration:packet=duration",
-		"-i", input)
+	args := []string{"-v", "error", "-of", "json", "-select_streams", "a:0",
+		"-show_entries", "stream=codec_name,sample_rate,channels,time_base,duration:format=format_name,duration:packet=duration"}
+	args = append(args, inputArgs...)
+	out, err := runTool(ctx, "ffmpeg", ffprobePath, stdin, append(args, "-i", input)...)
 	if err != nil {
 		return ProbeResult{}, err
 	}

@@ -217,7 +217,7 @@ func TestBadInput(t *testing.T) {
 
 func TestSubmitAndFetchAudio(t *testing.T) {
 	s := newStack(t, true)
-	for _, format := range []string{"mp3", "wav"} {
+	for _, format := range []string{"mp3", "wav", "aac", "flac"} {
 		t.Run(format, func(t *testing.T) {
 			r := s.do(t, "POST", "/api/tts", "application/json; charset=utf-8", `{"text":"Hello world","voice":"af_heart","format":"`+format+`"}`)
 			if r.status != 202 {

@@ -43,30 +43,57 @@ const (
 	QueueBatch       = "batch"
 )
 
-// Format is an output audio format.
+// Format is an output audio format. The values are stored with jobs and
+// sent by clients: never rename them.
 type Format string
 
-// The supported output formats.
+// The supported output formats. All are 24 kHz mono; the package that
+// encodes them (pkg/audio) documents the codec settings.
 const (
+	// FormatMP3 is MPEG-2 Layer III, the default: plays everywhere.
 	FormatMP3 Format = "mp3"
+	// FormatWAV is 16-bit PCM in a RIFF/WAVE file with exact sizes.
 	FormatWAV Format = "wav"
+	// FormatOpus is Opus in Ogg (RFC 7845): the smallest for speech, and
+	// gapless (its pre-skip and end trimming give the exact length).
+	FormatOpus Format = "opus"
+	// FormatAAC is AAC-LC in ADTS frames. ADTS streams without seeking but
+	// stores no duration and cannot signal the encoder delay: decoders
+	// play about 43 ms of priming silence first.
+	FormatAAC Format = "aac"
+	// FormatFLAC is lossless FLAC with the total sample count and MD5 set.
+	FormatFLAC Format = "flac"
+	// FormatPCM is raw signed 16-bit little-endian samples at 24 kHz, mono,
+	// with no header: 48,000 bytes a second.
+	FormatPCM Format = "pcm"
 )
 
 // Formats lists the accepted formats, default first.
-var Formats = []Format{FormatMP3, FormatWAV}
+var Formats = []Format{FormatMP3, FormatWAV, FormatOpus, FormatAAC, FormatFLAC, FormatPCM}
 
-// ContentType returns the MIME type of the format.
+// ContentType returns the MIME type of the format. Opus carries the codecs
+// parameter (RFC 5334) so that a client can tell it from Ogg Vorbis before
+// downloading. PCM is application/octet-stream: audio/L16 (RFC 2586) is
+// big-endian, so it would mislabel these little-endian samples.
 func (f Format) ContentType() string {
 	switch f {
 	case FormatMP3:
 		return "audio/mpeg"
 	case FormatWAV:
 		return "audio/wav"
+	case FormatOpus:
+		return "audio/ogg; codecs=opus"
+	case FormatAAC:
+		return "audio/aac"
+	case FormatFLAC:
+		return "audio/flac"
 	}
 	return "application/octet-stream"
 }
 
 // Extension returns the file extension of the format, without the dot.
+// Every format's name is its extension; for Ogg Opus that is ".opus", the
+// one IANA registers for it (".ogg" suggests Vorbis).
 func (f Format) Extension() string { return string(f) }
 
 // Valid reports whether f is a supported format.
