@@ -19,6 +19,8 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/kokorotts/kokoro-tts/pkg/audio"
@@ -27,6 +29,7 @@ import (
 	"github.com/kokorotts/kokoro-tts/pkg/fleet"
 	"github.com/kokorotts/kokoro-tts/pkg/httpapi"
 	"github.com/kokorotts/kokoro-tts/pkg/jobs"
+	"github.com/kokorotts/kokoro-tts/pkg/metrics"
 	"github.com/kokorotts/kokoro-tts/pkg/sqlstore"
 	"github.com/kokorotts/kokoro-tts/pkg/tone"
 	"github.com/kokorotts/kokoro-tts/pkg/tts"
@@ -74,6 +77,8 @@ func (c *Config) Validate() error {
 type Main struct {
 	Config Config
 	Logger *slog.Logger
+	// Registry holds the metrics served at /metrics.
+	Registry *prometheus.Registry
 
 	closers []func() error
 	srv     *http.Server
@@ -139,6 +144,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	q := queue.NewClient(redisOpt)
 	m.closers = append(m.closers, q.Close)
 	registry := fleet.NewRegistry(rdb)
+	m.Registry = metrics.NewRegistry()
+	m.Registry.MustRegister(metrics.NewQueueCollector(q.Inspector(), log), metrics.NewJobsCollector(db, log))
 
 	var engine tts.Synthesizer
 	if c.Embedded() && m.wantsKokoro() {
@@ -159,6 +166,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	})
 	api := httpapi.New(httpapi.Config{
 		Jobs: svc, Logger: log, MaxBodyBytes: c.MaxBodyBytes, Mode: mode,
+		Metrics: metrics.NewHTTP(m.Registry), MetricsHandler: promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}),
 		Checks: checks(db, rdb, objects, engine, registry),
 	})
 
@@ -190,7 +198,8 @@ func (m *Main) startWorker(ctx context.Context, db *sqlstore.DB, objects storage
 	if err != nil {
 		return nil, fmt.Errorf("FFMPEG_PATH: %w", err)
 	}
-	h := &worker.Handler{Store: db, Engine: engine, Encoder: enc, Objects: objects, Logger: m.Logger.With("component", "worker")}
+	h := &worker.Handler{Store: db, Engine: engine, Encoder: enc, Objects: objects, Logger: m.Logger.With("component", "worker"),
+		Metrics: metrics.NewWorker(m.Registry, engine.Info())}
 	m.worker = worker.NewServer(worker.Config{
 		Redis: redisOpt, Concurrency: c.Worker.Concurrency,
 		ShutdownTimeout: c.Worker.ShutdownTimeout, TaskCheckInterval: c.Worker.TaskCheckInterval,

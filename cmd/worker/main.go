@@ -8,15 +8,21 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/kokorotts/kokoro-tts/pkg/audio"
 	"github.com/kokorotts/kokoro-tts/pkg/config"
 	"github.com/kokorotts/kokoro-tts/pkg/fleet"
+	"github.com/kokorotts/kokoro-tts/pkg/metrics"
 	"github.com/kokorotts/kokoro-tts/pkg/worker"
 	"github.com/kokorotts/kokoro-tts/queue"
 )
@@ -27,6 +33,9 @@ type Config struct {
 	config.Redis
 	Worker config.Worker
 	Kokoro KokoroConfig
+	// MetricsAddr is where the worker serves Prometheus metrics at
+	// /metrics; empty turns it off.
+	MetricsAddr string `env:"METRICS_ADDR" envDefault:":9091"`
 }
 
 // Validate checks the configuration and names the offending variable.
@@ -52,7 +61,27 @@ type Main struct {
 	Logger *slog.Logger
 
 	server  *worker.Server
+	metrics *http.Server
 	closers []func() error
+}
+
+// serveMetrics serves /metrics on METRICS_ADDR.
+func (m *Main) serveMetrics(reg *prometheus.Registry) error {
+	ln, err := net.Listen("tcp", m.Config.MetricsAddr)
+	if err != nil {
+		return fmt.Errorf("METRICS_ADDR %s: %w", m.Config.MetricsAddr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	m.metrics = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := m.metrics.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			m.Logger.Error("metrics server stopped", "err", err)
+		}
+	}()
+	m.closers = append(m.closers, func() error { return m.metrics.Close() })
+	m.Logger.Info("metrics listening", "addr", ln.Addr().String())
+	return nil
 }
 
 // ParseEnv reads the configuration from the environment.
@@ -106,7 +135,15 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("FFMPEG_PATH: %w", err)
 	}
-	h := &worker.Handler{Store: db, Engine: engine, Encoder: enc, Objects: objects, Logger: log}
+	reg := metrics.NewRegistry()
+	reg.MustRegister(metrics.NewQueueCollector(q.Inspector(), log))
+	h := &worker.Handler{Store: db, Engine: engine, Encoder: enc, Objects: objects, Logger: log,
+		Metrics: metrics.NewWorker(reg, engine.Info())}
+	if c.MetricsAddr != "" {
+		if err := m.serveMetrics(reg); err != nil {
+			return err
+		}
+	}
 	m.server = worker.NewServer(worker.Config{
 		Redis: redisOpt, Concurrency: c.Worker.Concurrency, ShutdownTimeout: c.Worker.ShutdownTimeout,
 		TaskCheckInterval: c.Worker.TaskCheckInterval, ReconcileInterval: c.Worker.ReconcileInterval,

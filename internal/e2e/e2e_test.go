@@ -292,6 +292,7 @@ func TestServiceMode(t *testing.T) {
 		"S3_ENDPOINT": minio.Endpoint, "S3_ACCESS_KEY": minio.AccessKey, "S3_SECRET_KEY": minio.SecretKey,
 		"S3_BUCKET": "tts-e2e", "HTTP_ADDR": "127.0.0.1:" + port, "LOG_FORMAT": "json",
 		"WORKER_TASK_CHECK_INTERVAL": "50ms", "RECONCILE_INTERVAL": "1s", "RECONCILE_STALE_AFTER": "1s",
+		"METRICS_ADDR": "127.0.0.1:0",
 	}
 
 	// Both binaries refuse an unmigrated database and say what to do.
@@ -366,6 +367,29 @@ func TestServiceMode(t *testing.T) {
 	}
 	c.fetchAudio(t, job, "wav", 0.5, 3)
 
+	// Operators' numbers: the API's /metrics and the worker's.
+	apiMetrics := httpGet(t, base+"/metrics")
+	for _, want := range []string{
+		`kokoro_tts_http_request_duration_seconds_count{method="POST",route="/api/tts",status="202"}`,
+		`kokoro_tts_jobs{status="succeeded"} 2`,
+		`kokoro_tts_queue_tasks{queue="interactive",state="pending"} 0`,
+		`kokoro_tts_queue_up 1`,
+	} {
+		if !strings.Contains(apiMetrics, want) {
+			t.Fatalf("API metrics lack %s:\n%s", want, apiMetrics)
+		}
+	}
+	workerMetrics := httpGet(t, "http://"+logField(t, worker.Output(), "metrics listening", "addr")+"/metrics")
+	for _, want := range []string{
+		`kokoro_tts_worker_jobs_total{outcome="succeeded"} 2`,
+		`kokoro_tts_worker_engine_info{device="cpu",engine="espeak-ng"`,
+		`kokoro_tts_worker_real_time_factor_count{device="cpu",engine="espeak-ng"} 2`,
+	} {
+		if !strings.Contains(workerMetrics, want) {
+			t.Fatalf("worker metrics lack %s:\n%s", want, workerMetrics)
+		}
+	}
+
 	// With presigning on, the API redirects to MinIO.
 	api.signal(syscall.SIGTERM)
 	<-api.done
@@ -394,4 +418,33 @@ func TestServiceMode(t *testing.T) {
 			t.Fatalf("LOG_FORMAT=json wrote a non-JSON line: %s", line)
 		}
 	}
+}
+
+func httpGet(t *testing.T, url string) string {
+	t.Helper()
+	res, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	if res.StatusCode != 200 {
+		t.Fatalf("GET %s: %d %s", url, res.StatusCode, b)
+	}
+	return string(b)
+}
+
+// logField returns field of the first JSON log line whose msg is msg.
+func logField(t *testing.T, output, msg, field string) string {
+	t.Helper()
+	for _, line := range strings.Split(output, "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(line), &m) == nil && m["msg"] == msg {
+			if v, ok := m[field].(string); ok {
+				return v
+			}
+		}
+	}
+	t.Fatalf("no log line %q with %s in:\n%s", msg, field, output)
+	return ""
 }

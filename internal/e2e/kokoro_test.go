@@ -185,7 +185,7 @@ func TestKokoroEmbedded(t *testing.T) {
 	port := strconv.Itoa(testsvc.FreePort(t))
 	env := map[string]string{"DATA_DIR": t.TempDir(), "HTTP_ADDR": "127.0.0.1:" + port,
 		"KOKORO_MODEL_PATH": k.model, "KOKORO_VOICES_PATH": k.voices, "ONNXRUNTIME_LIB": k.lib,
-		"KOKORO_DEVICE": "cpu", "WORKER_BIN": filepath.Join(binDir, "worker")}
+		"KOKORO_DEVICE": "cpu", "WORKER_BIN": filepath.Join(binDir, "worker"), "METRICS_ADDR": "127.0.0.1:0"}
 	api := start(t, "api", env)
 	c := waitHealthy(t, api, "http://127.0.0.1:"+port)
 	_, h := c.getJSON(t, "/api/health")
@@ -219,7 +219,7 @@ func TestKokoroServiceMode(t *testing.T) {
 	port := strconv.Itoa(testsvc.FreePort(t))
 	env := map[string]string{"DATA_DIR": data, "REDIS_URL": redis.URL, "HTTP_ADDR": "127.0.0.1:" + port,
 		"KOKORO_MODEL_PATH": k.model, "KOKORO_VOICES_PATH": k.voices, "ONNXRUNTIME_LIB": k.lib,
-		"KOKORO_DEVICE": "auto", "WORKER_TASK_CHECK_INTERVAL": "50ms"}
+		"KOKORO_DEVICE": "auto", "WORKER_TASK_CHECK_INTERVAL": "50ms", "METRICS_ADDR": "127.0.0.1:0"}
 	if code, out := run(t, "migrate", env); code != 0 {
 		t.Fatalf("migrate: %s", out)
 	}

@@ -5,6 +5,7 @@ package httpapi
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -14,6 +15,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/kokorotts/kokoro-tts/pkg/jobs"
+	"github.com/kokorotts/kokoro-tts/pkg/metrics"
 	"github.com/kokorotts/kokoro-tts/pkg/tts"
 )
 
@@ -44,6 +46,10 @@ type Config struct {
 	MaxBodyBytes int64
 	// Mode is shown by /api/health ("embedded" or "service").
 	Mode string
+	// Metrics, when set, records request latency; MetricsHandler, when
+	// set, is served at GET /metrics.
+	Metrics        *metrics.HTTP
+	MetricsHandler http.Handler
 }
 
 // Server is the API's HTTP handler.
@@ -71,6 +77,9 @@ func New(cfg Config) *Server {
 		},
 	}))
 	e.Use(requestLogger(cfg.Logger))
+	if cfg.Metrics != nil {
+		e.Use(observe(cfg.Metrics))
+	}
 	e.Use(middleware.SecureWithConfig(middleware.SecureConfig{
 		XSSProtection: "0", ContentTypeNosniff: "nosniff", XFrameOptions: "DENY",
 		ReferrerPolicy: "no-referrer",
@@ -88,6 +97,9 @@ func New(cfg Config) *Server {
 	api.HEAD("/jobs/:id/audio", s.audio)
 	api.GET("/voices", s.voices)
 	api.GET("/health", s.health)
+	if cfg.MetricsHandler != nil {
+		e.GET("/metrics", echo.WrapHandler(cfg.MetricsHandler))
+	}
 	return s
 }
 
@@ -133,4 +145,31 @@ func requestLogger(log *slog.Logger) echo.MiddlewareFunc {
 			return nil
 		},
 	})
+}
+
+// observe records each request's latency by route pattern (never the raw
+// path, which would make one series per job id).
+func observe(m *metrics.HTTP) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			start := time.Now()
+			err := next(c)
+			status := c.Response().Status
+			var he *echo.HTTPError
+			if err != nil {
+				// The error handler has not written yet: derive the status it will write.
+				if errors.As(err, &he) {
+					status = he.Code
+				} else {
+					status = statusOf(tts.ErrorCode(err))
+				}
+			}
+			route := c.Path()
+			if route == "" || (he != nil && he.Code == http.StatusNotFound && c.Path() == "/*") {
+				route = "unmatched"
+			}
+			m.Duration.WithLabelValues(route, c.Request().Method, strconv.Itoa(status)).Observe(time.Since(start).Seconds())
+			return err
+		}
+	}
 }

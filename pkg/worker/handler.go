@@ -15,6 +15,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/kokorotts/kokoro-tts/pkg/audio"
+	"github.com/kokorotts/kokoro-tts/pkg/metrics"
 	"github.com/kokorotts/kokoro-tts/pkg/tts"
 	"github.com/kokorotts/kokoro-tts/queue"
 	"github.com/kokorotts/kokoro-tts/storage"
@@ -35,7 +36,15 @@ type Handler struct {
 	Encoder    Encoder
 	Objects    storage.Store
 	Logger     *slog.Logger
-	CancelPoll time.Duration // how often a running job's cancel flag is read; default 1 s
+	CancelPoll time.Duration   // how often a running job's cancel flag is read; default 1 s
+	Metrics    *metrics.Worker // optional
+}
+
+// count records a job outcome when metrics are on.
+func (h *Handler) count(outcome string) {
+	if h.Metrics != nil {
+		h.Metrics.Jobs.WithLabelValues(outcome).Inc()
+	}
 }
 
 var errUserCanceled = errors.New("job canceled by the user")
@@ -83,12 +92,14 @@ func (h *Handler) Process(ctx context.Context, jobID string, d Delivery) error {
 		return fmt.Errorf("reading job: %w", err)
 	case job.Status.Terminal():
 		log.Info("job already finished; skipping", "status", job.Status)
+		h.count("skipped")
 		return nil
 	case job.CancelRequested:
 		return h.cancel(ctx, log, job.ID)
 	case job.Attempts >= job.MaxAttempts:
 		reason := fmt.Sprintf("quarantined: %d attempts started without finishing (a worker may have crashed on this job)", job.Attempts)
 		log.Error("quarantining job", "attempts", job.Attempts)
+		h.count("quarantined")
 		if err := h.Store.FailJob(ctx, job.ID, 0, reason); err != nil && tts.ErrorCode(err) != tts.ECONFLICT {
 			return err
 		}
@@ -107,6 +118,13 @@ func (h *Handler) Process(ctx context.Context, jobID string, d Delivery) error {
 		return fmt.Errorf("starting attempt: %w", err)
 	}
 	log = log.With("attempt", attempt)
+	if h.Metrics != nil {
+		h.Metrics.InFlight.Inc()
+		defer h.Metrics.InFlight.Dec()
+		if attempt == 1 {
+			h.Metrics.QueueWait.Observe(time.Since(job.CreatedAt).Seconds())
+		}
+	}
 	log.Info("synthesis started", "chars", job.Characters(), "voice", job.Voice, "format", job.Format, "engine", info.Name, "device", info.Device)
 
 	runCtx, stop := context.WithCancelCause(ctx)
@@ -119,14 +137,28 @@ func (h *Handler) Process(ctx context.Context, jobID string, d Delivery) error {
 		return h.fail(ctx, runCtx, log, job, attempt, d, err)
 	}
 	log.Info("job succeeded", "bytes", result.Bytes, "audio_seconds", result.DurationSeconds, "elapsed", time.Since(started).Round(time.Millisecond))
+	h.count("succeeded")
+	if h.Metrics != nil {
+		h.Metrics.Characters.Add(float64(job.Characters()))
+		h.Metrics.TotalDuration.Observe(time.Since(job.CreatedAt).Seconds())
+	}
 	return nil
 }
 
 // run synthesises, encodes, stores and completes the job.
 func (h *Handler) run(ctx context.Context, job *tts.Job, attempt int) (tts.Audio, error) {
+	start := time.Now()
 	pcm, err := h.Engine.Synthesize(ctx, tts.SynthesisRequest{Text: job.Text, Voice: job.Voice, Speed: job.Speed})
 	if err != nil {
 		return tts.Audio{}, stageError("synthesis", err)
+	}
+	if h.Metrics != nil {
+		info, took, secs := h.Engine.Info(), time.Since(start).Seconds(), pcm.Duration().Seconds()
+		h.Metrics.Synthesis.WithLabelValues(info.Name, info.Device).Observe(took)
+		h.Metrics.AudioSeconds.WithLabelValues(info.Name, info.Device).Add(secs)
+		if secs > 0 {
+			h.Metrics.RealTime.WithLabelValues(info.Name, info.Device).Observe(took / secs)
+		}
 	}
 	var buf bytes.Buffer
 	res, err := h.Encoder.Encode(ctx, pcm, job.Format, &buf)
@@ -162,6 +194,7 @@ func (h *Handler) fail(ctx, runCtx context.Context, log *slog.Logger, job *tts.J
 	if tts.ErrorCode(err) == tts.ECONFLICT {
 		// Another attempt owns the job now (duplicate delivery).
 		log.Warn("attempt superseded; leaving the job to the newer attempt", "err", err)
+		h.count("superseded")
 		return nil
 	}
 	if ctx.Err() != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded) {
@@ -169,6 +202,7 @@ func (h *Handler) fail(ctx, runCtx context.Context, log *slog.Logger, job *tts.J
 		// up the row where it is (running is a valid start state). The row
 		// is not touched here: a new attempt may already own it.
 		log.Warn("attempt interrupted; the task goes back to the queue", "err", err)
+		h.count("interrupted")
 		return err
 	}
 	retried, maxRetry := d.Retried, d.MaxRetry
@@ -179,9 +213,13 @@ func (h *Handler) fail(ctx, runCtx context.Context, log *slog.Logger, job *tts.J
 		if ferr := h.Store.FailJob(dctx, job.ID, attempt, reason); ferr != nil && tts.ErrorCode(ferr) != tts.ECONFLICT {
 			return ferr
 		}
+		h.failure(err)
+		h.count("failed")
 		return fmt.Errorf("%s: %w", reason, asynq.SkipRetry)
 	}
 	log.Warn("attempt failed; will retry", "err", err, "retried", retried, "max_retry", maxRetry)
+	h.failure(err)
+	h.count("retried")
 	return err
 }
 
@@ -190,12 +228,26 @@ func (h *Handler) cancel(ctx context.Context, log *slog.Logger, id string) error
 		return fmt.Errorf("recording cancel: %w", err)
 	}
 	log.Info("job canceled")
+	h.count("canceled")
 	return nil
 }
 
 func (h *Handler) cancelRequested(ctx context.Context, id string) bool {
 	j, err := h.Store.FindJob(ctx, id)
 	return err == nil && j.CancelRequested
+}
+
+// failure counts a failed attempt by the stage that failed.
+func (h *Handler) failure(err error) {
+	if h.Metrics == nil {
+		return
+	}
+	stage := "other"
+	var se *stageErr
+	if errors.As(err, &se) {
+		stage = se.stage
+	}
+	h.Metrics.Failures.WithLabelValues(stage).Inc()
 }
 
 // watchCancel polls the job's cancel flag and cancels ctx when it is set.
