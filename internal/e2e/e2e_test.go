@@ -269,6 +269,12 @@ func TestEmbeddedMode(t *testing.T) {
 	job = c.wait(t, id, 60*time.Second)
 	c.fetchAudio(t, job, "wav", 1, 5)
 
+	// Every format, real speech, through ffprobe.
+	for _, f := range []string{"opus", "aac", "flac", "pcm"} {
+		id := c.submit(t, `{"text":"Good morning. The lesson starts at nine.","voice":"bf_emma","format":"`+f+`"}`)
+		c.fetchAudio(t, c.wait(t, id, 60*time.Second), f, 1, 5)
+	}
+
 	// A restart keeps finished jobs and runs jobs left queued.
 	api.signal(syscall.SIGTERM)
 	<-api.done

@@ -21,6 +21,7 @@ import (
 	"github.com/kokorotts/kokoro-tts/pkg/jobs"
 	"github.com/kokorotts/kokoro-tts/pkg/sqlstore"
 	"github.com/kokorotts/kokoro-tts/pkg/tone"
+	"github.com/kokorotts/kokoro-tts/pkg/tts"
 	"github.com/kokorotts/kokoro-tts/pkg/worker"
 	"github.com/kokorotts/kokoro-tts/queue"
 	"github.com/kokorotts/kokoro-tts/storage/disk"
@@ -247,11 +248,15 @@ func TestSubmitAndFetchAudio(t *testing.T) {
 			if full.status != 200 || full.header.Get("Content-Type") != a["content_type"] || int64(len(full.body)) != int64(a["bytes"].(float64)) {
 				t.Fatalf("audio download: %d %v %d bytes", full.status, full.header, len(full.body))
 			}
-			p, err := audio.ProbeBytes(context.Background(), "ffprobe", full.body)
+			p, err := audio.ProbeFormat(context.Background(), "ffprobe", tts.Format(format), full.body)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if p.SampleRate != 24000 || p.DurationSeconds < 0.05 {
+			rate := 24000
+			if format == "opus" {
+				rate = 48000 // Opus always decodes at 48 kHz
+			}
+			if p.SampleRate != rate || p.DurationSeconds < 0.05 {
 				t.Fatalf("probe = %+v", p)
 			}
 			part := s.do(t, "GET", "/api/jobs/"+id+"/audio", "", "", "Range", "bytes=10-19")
