@@ -38,11 +38,7 @@ func (c *Client) Enqueue(ctx context.Context, job *tts.Job) error {
 // "active", "scheduled", "retry", "archived", "completed") or "" when asynq
 // has no task for it.
 func (c *Client) TaskState(ctx context.Context, job *tts.Job) (string, string, error) {
-	q := job.Queue
-	if _, ok := Queues[q]; !ok {
-		q = tts.QueueInteractive
-	}
-	info, err := c.inspector.GetTaskInfo(q, job.ID)
+	info, err := c.inspector.GetTaskInfo(queueOf(job), job.ID)
 	if errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound) {
 		return "", "", nil
 	} else if err != nil {
@@ -54,7 +50,7 @@ func (c *Client) TaskState(ctx context.Context, job *tts.Job) (string, string, e
 // DeleteTask removes the job's task if it is not running. Missing tasks are
 // not an error.
 func (c *Client) DeleteTask(ctx context.Context, job *tts.Job) error {
-	err := c.inspector.DeleteTask(job.Queue, job.ID)
+	err := c.inspector.DeleteTask(queueOf(job), job.ID)
 	if err == nil || errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound) {
 		return nil
 	}

@@ -24,9 +24,20 @@ const PayloadVersion = 1
 // MaxRetry+1 attempts in all. A crashed worker's attempt counts as one.
 const MaxRetry = 3
 
-// Queues maps the queue names to their priorities. With strict priority a
-// worker always drains "interactive" before it takes a "batch" task.
-var Queues = map[string]int{tts.QueueInteractive: 10, tts.QueueBatch: 1}
+// Priorities maps the queue names to their priorities. With strict
+// priority a worker always drains "interactive" before it takes a "batch"
+// task. It returns a new map on each call.
+func Priorities() map[string]int {
+	return map[string]int{tts.QueueInteractive: 10, tts.QueueBatch: 1}
+}
+
+// queueOf returns the job's queue, interactive when it names none we know.
+func queueOf(job *tts.Job) string {
+	if job.Queue == tts.QueueBatch {
+		return tts.QueueBatch
+	}
+	return tts.QueueInteractive
+}
 
 // SynthesizePayload is the body of a TypeSynthesize task. It carries only the
 // job id: the database row is the source of truth.
@@ -36,10 +47,11 @@ type SynthesizePayload struct {
 }
 
 // Timeout returns how long one attempt at synthesising text of n characters
-// may take: two minutes plus 50 ms per character (a CPU-only Kokoro renders
-// roughly 15 characters of text per second), at most one hour.
+// may take: two minutes plus 100 ms per character, at most one hour. A
+// CPU-only Kokoro worker renders roughly 15 to 35 characters of text per
+// second per job, so a 20,000-character text needs 10 to 25 minutes there.
 func Timeout(n int) time.Duration {
-	d := 2*time.Minute + time.Duration(n)*50*time.Millisecond
+	d := 2*time.Minute + time.Duration(n)*100*time.Millisecond
 	if d > time.Hour {
 		d = time.Hour
 	}
@@ -56,13 +68,9 @@ func NewSynthesizeTask(job *tts.Job) (*asynq.Task, error) {
 	if err != nil {
 		return nil, err
 	}
-	q := job.Queue
-	if _, ok := Queues[q]; !ok {
-		q = tts.QueueInteractive
-	}
 	return asynq.NewTask(TypeSynthesize, b,
 		asynq.TaskID(job.ID),
-		asynq.Queue(q),
+		asynq.Queue(queueOf(job)),
 		asynq.MaxRetry(MaxRetry),
 		asynq.Timeout(Timeout(job.Characters())),
 	), nil

@@ -79,9 +79,14 @@ func voiceSource(engine tts.Synthesizer, registry *fleet.Registry) jobs.VoiceSou
 		if time.Since(fetched) < 5*time.Second && cached != nil {
 			return cached
 		}
-		ws, err := registry.List(ctx)
+		// A short deadline, and the answer cached even when Redis is down,
+		// so that submissions do not queue up behind this lock.
+		lctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		ws, err := registry.List(lctx)
 		if err != nil || len(ws) == 0 {
-			return tts.Catalogue()
+			cached, fetched = tts.Catalogue(), time.Now()
+			return cached
 		}
 		seen := map[string]bool{}
 		var out []tts.Voice

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -19,8 +20,9 @@ func (m *Main) wantsKokoro() bool {
 
 // childWorker is cmd/worker run by the API in embedded mode.
 type childWorker struct {
-	cmd  *exec.Cmd
-	done chan struct{}
+	cmd      *exec.Cmd
+	done     chan struct{}
+	stopping atomic.Bool
 }
 
 // startChildWorker starts cmd/worker against the embedded Redis, with the
@@ -33,7 +35,12 @@ func (m *Main) startChildWorker(ctx context.Context, redisURL string) error {
 		return err
 	}
 	cmd := exec.Command(bin)
-	cmd.Env = append(os.Environ(),
+	env := os.Environ()
+	if _, set := os.LookupEnv("METRICS_ADDR"); !set {
+		// The API serves /metrics itself; a second fixed port could clash.
+		env = append(env, "METRICS_ADDR=")
+	}
+	cmd.Env = append(env,
 		"REDIS_URL="+redisURL,
 		"DATABASE_URL="+m.Config.Database(),
 		"DATA_DIR="+m.Config.DataDir,
@@ -63,6 +70,12 @@ func (m *Main) startChildWorker(ctx context.Context, redisURL string) error {
 	}
 	m.Logger.Info("embedded mode runs Kokoro in a child worker process", "worker_bin", bin, "pid", cmd.Process.Pid,
 		"model", m.Config.KokoroModelPath)
+	go func() {
+		<-c.done
+		if !c.stopping.Load() {
+			m.Logger.Error("the Kokoro worker process exited: jobs wait until the API is restarted", "exit_code", cmd.ProcessState.ExitCode())
+		}
+	}()
 	return nil
 }
 
@@ -86,6 +99,7 @@ func (m *Main) workerBinary() (string, error) {
 
 // stop asks the child to finish its jobs (SIGTERM), then kills it.
 func (c *childWorker) stop(grace time.Duration) {
+	c.stopping.Store(true)
 	_ = c.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-c.done:

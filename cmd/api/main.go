@@ -67,6 +67,9 @@ func (c *Config) Validate() error {
 	if min := int64(c.MaxTextChars)*4 + 4096; c.MaxBodyBytes < min {
 		return fmt.Errorf("MAX_BODY_BYTES: must be at least %d for MAX_TEXT_CHARS=%d", min, c.MaxTextChars)
 	}
+	if c.ShutdownTimeout < time.Second {
+		return fmt.Errorf("HTTP_SHUTDOWN_TIMEOUT: must be at least 1s")
+	}
 	if c.Embedded() {
 		return c.Worker.Validate()
 	}

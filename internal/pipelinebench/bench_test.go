@@ -182,7 +182,7 @@ func BenchmarkPickupLatency(b *testing.B) {
 				mu.Unlock()
 				return nil
 			})
-			srv := asynq.NewServer(e.opt, asynq.Config{Concurrency: 2, Queues: queue.Queues, StrictPriority: true,
+			srv := asynq.NewServer(e.opt, asynq.Config{Concurrency: 2, Queues: queue.Priorities(), StrictPriority: true,
 				TaskCheckInterval: interval, Logger: nil, LogLevel: asynq.FatalLevel})
 			if err := srv.Start(mux); err != nil {
 				b.Fatal(err)

@@ -141,7 +141,7 @@ func TestEncodeResamplesToNativeRate(t *testing.T) {
 	ctx := context.Background()
 	e := newEncoder(t)
 	pcm := sine(22050, 1.0, 300, 0.5)
-	for _, f := range tts.Formats {
+	for _, f := range tts.Formats() {
 		b, res, err := e.EncodeBytes(ctx, pcm, f)
 		if err != nil {
 			t.Fatal(err)
@@ -238,10 +238,10 @@ func TestContentTypesMatchDomain(t *testing.T) {
 		tts.FormatFLAC: {"audio/flac", "flac"},
 		tts.FormatPCM:  {"application/octet-stream", "pcm"},
 	}
-	if len(want) != len(tts.Formats) {
-		t.Errorf("%d formats, %d expected here", len(tts.Formats), len(want))
+	if len(want) != len(tts.Formats()) {
+		t.Errorf("%d formats, %d expected here", len(tts.Formats()), len(want))
 	}
-	for _, f := range tts.Formats {
+	for _, f := range tts.Formats() {
 		if !e.Supports(f) {
 			t.Errorf("encoder does not support %s", f)
 			continue
@@ -259,7 +259,7 @@ func TestContentTypesMatchDomain(t *testing.T) {
 func TestEncodeCanceled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	for _, f := range tts.Formats {
+	for _, f := range tts.Formats() {
 		_, err := newEncoder(t).Encode(ctx, sine(24000, 0.1, 440, 0.5), f, io.Discard)
 		if tts.ErrorCode(err) != tts.ECANCELED || !errors.Is(err, context.Canceled) {
 			t.Errorf("%s: err = %v, want %s wrapping context.Canceled", f, err, tts.ECANCELED)
@@ -397,7 +397,7 @@ func (w failingWriter) Write([]byte) (int, error) { return 0, w.err }
 func TestEncodeWriterError(t *testing.T) {
 	requireTool(t, "ffmpeg", "ffmpeg")
 	boom := errors.New("connection reset")
-	for _, f := range tts.Formats {
+	for _, f := range tts.Formats() {
 		_, err := newEncoder(t).Encode(context.Background(), sine(24000, 2, 440, 0.5), f, failingWriter{boom})
 		if !errors.Is(err, boom) {
 			t.Errorf("%s: err = %v, want %v", f, err, boom)

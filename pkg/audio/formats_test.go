@@ -70,8 +70,8 @@ var formatCases = []formatCase{
 func TestEncodeFormats(t *testing.T) {
 	requireTool(t, "ffmpeg", "ffmpeg")
 	requireTool(t, "ffprobe", "ffmpeg")
-	if len(formatCases) != len(tts.Formats) {
-		t.Fatalf("%d format cases for %d formats", len(formatCases), len(tts.Formats))
+	if len(formatCases) != len(tts.Formats()) {
+		t.Fatalf("%d format cases for %d formats", len(formatCases), len(tts.Formats()))
 	}
 	ctx := context.Background()
 	e := newEncoder(t)

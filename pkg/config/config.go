@@ -198,6 +198,11 @@ func (w *Worker) Validate() error {
 	if w.ReconcileStaleAfter < time.Second {
 		return fmt.Errorf("RECONCILE_STALE_AFTER: must be at least 1s")
 	}
+	switch w.MP3Bitrate {
+	case 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160:
+	default:
+		return fmt.Errorf("MP3_BITRATE_KBPS: %d is not an MP3 bitrate at 24 kHz (8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144 or 160)", w.MP3Bitrate)
+	}
 	switch w.Engine {
 	case "auto", "kokoro", "espeak", "tone":
 	default:

@@ -144,6 +144,8 @@ func TestBadInput(t *testing.T) {
 		{"malformed json", "POST", "/api/tts", jsonCT, `{"text":`, 400, "malformed_request", "not valid JSON"},
 		{"not an object", "POST", "/api/tts", jsonCT, `["Hello"]`, 400, "malformed_request", "object"},
 		{"two objects", "POST", "/api/tts", jsonCT, `{"text":"a"}{"text":"b"}`, 400, "malformed_request", "exactly one"},
+		{"trailing brace", "POST", "/api/tts", jsonCT, `{"text":"a"}}`, 400, "malformed_request", "exactly one"},
+		{"trailing garbage", "POST", "/api/tts", jsonCT, `{"text":"a"} x`, 400, "malformed_request", "exactly one"},
 		{"empty body", "POST", "/api/tts", jsonCT, ``, 400, "malformed_request", ""},
 		{"invalid utf8 body", "POST", "/api/tts", jsonCT, "{\"text\":\"a\xff\"}", 400, "malformed_request", "UTF-8"},
 		{"wrong content type", "POST", "/api/tts", "text/plain", `{"text":"Hello"}`, 415, "unsupported_media", "application/json"},

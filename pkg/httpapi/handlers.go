@@ -94,7 +94,7 @@ func decodeJSON(c echo.Context, dst any) error {
 		}
 		return tts.Errorf(tts.EINVALID, "the request body could not be decoded: %s", strings.TrimPrefix(err.Error(), "json: "))
 	}
-	if dec.More() {
+	if err := dec.Decode(&struct{}{}); err != io.EOF {
 		return tts.Errorf(tts.EMALFORMED, "the request body must hold exactly one JSON object")
 	}
 	return nil
@@ -234,9 +234,18 @@ func (s *Server) health(c echo.Context) error {
 		}(chk)
 	}
 	for range s.cfg.Checks {
-		r := <-ch
-		out.Checks[r.name] = r.r
-		if r.r.Status != "ok" {
+		select {
+		case r := <-ch:
+			out.Checks[r.name] = r.r
+			if r.r.Status != "ok" {
+				out.Status = "unavailable"
+			}
+		case <-ctx.Done():
+		}
+	}
+	for _, chk := range s.cfg.Checks {
+		if _, ok := out.Checks[chk.Name]; !ok {
+			out.Checks[chk.Name] = checkResult{Status: "down", Error: "no answer within the health check's time limit"}
 			out.Status = "unavailable"
 		}
 	}

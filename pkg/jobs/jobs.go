@@ -110,6 +110,14 @@ func (s *Service) Submit(ctx context.Context, req tts.Request, idempotencyKey st
 		return nil, false, err
 	}
 	if !created {
+		// A replay: make sure a job still waiting is really queued (the
+		// first request may have failed to enqueue it). Enqueue is
+		// idempotent through the task id.
+		if existing.Status == tts.StatusQueued {
+			if err := s.queue.Enqueue(ctx, existing); err != nil {
+				return nil, false, err
+			}
+		}
 		return existing, false, nil
 	}
 	job = existing // the stored row, as later reads will show it

@@ -121,7 +121,7 @@ func (c *QueueCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, 0)
 		return
 	}
-	for q := range queue.Queues {
+	for q := range queue.Priorities() {
 		if !slices.Contains(existing, q) {
 			// A queue that never held a task does not exist yet.
 			for _, s := range []string{"pending", "active", "scheduled", "retry", "archived"} {

@@ -68,8 +68,11 @@ const (
 	FormatPCM Format = "pcm"
 )
 
-// Formats lists the accepted formats, default first.
-var Formats = []Format{FormatMP3, FormatWAV, FormatOpus, FormatAAC, FormatFLAC, FormatPCM}
+// Formats lists the accepted formats, default first. It returns a new slice
+// on each call.
+func Formats() []Format {
+	return []Format{FormatMP3, FormatWAV, FormatOpus, FormatAAC, FormatFLAC, FormatPCM}
+}
 
 // ContentType returns the MIME type of the format. Opus carries the codecs
 // parameter (RFC 5334) so that a client can tell it from Ogg Vorbis before
@@ -98,7 +101,7 @@ func (f Format) Extension() string { return string(f) }
 
 // Valid reports whether f is a supported format.
 func (f Format) Valid() bool {
-	for _, g := range Formats {
+	for _, g := range Formats() {
 		if f == g {
 			return true
 		}
@@ -228,8 +231,9 @@ func (r Request) Validate(l Limits) (Validated, error) {
 }
 
 func formatList() string {
-	s := make([]string, len(Formats))
-	for i, f := range Formats {
+	fs := Formats()
+	s := make([]string, len(fs))
+	for i, f := range fs {
 		s[i] = `"` + string(f) + `"`
 	}
 	return strings.Join(s, ", ")

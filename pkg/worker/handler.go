@@ -169,6 +169,10 @@ func (h *Handler) run(ctx context.Context, job *tts.Job, attempt int) (tts.Audio
 	if err := context.Cause(ctx); err != nil {
 		return tts.Audio{}, err
 	}
+	// A newer attempt (duplicate delivery) owns the job: leave its audio alone.
+	if cur, err := h.Store.FindJob(ctx, job.ID); err == nil && (cur.Status != tts.StatusRunning || cur.Attempts != attempt) {
+		return tts.Audio{}, tts.Errorf(tts.ECONFLICT, "attempt %d was superseded", attempt)
+	}
 	key := AudioKey(job)
 	if _, err := h.Objects.Put(ctx, key, bytes.NewReader(buf.Bytes()), int64(buf.Len()), res.ContentType); err != nil {
 		return tts.Audio{}, stageError("storing the audio", err)
@@ -290,12 +294,12 @@ func readable(err error) string {
 	if errors.As(err, &se) {
 		stage = se.stage
 	}
-	var te *tts.Error
-	if errors.As(err, &te) {
-		return stage + " failed: " + te.Message
-	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		return stage + " failed: the attempt took longer than its time limit"
+	}
+	var te *tts.Error
+	if errors.As(err, &te) && te.Code != tts.EINTERNAL {
+		return stage + " failed: " + te.Message
 	}
 	return stage + " failed after all retries (internal error; see the worker log)"
 }

@@ -57,52 +57,67 @@ func (r *Reconciler) Pass(ctx context.Context) (int, error) {
 	if stale <= 0 {
 		stale = time.Minute
 	}
-	jobs, err := r.Store.StaleJobs(ctx, time.Now().Add(-stale), 500)
+	jobs, err := r.Store.StaleJobs(ctx, time.Now().Add(-stale), 5000)
 	if err != nil {
 		return 0, err
 	}
 	repaired := 0
 	for _, job := range jobs {
-		state, lastErr, err := r.Queue.TaskState(ctx, job)
+		ok, err := r.repair(ctx, job)
 		if err != nil {
-			return repaired, err
+			if tts.ErrorCode(err) == tts.EUNAVAILABLE {
+				return repaired, err // Redis or the database is down: try the next pass
+			}
+			r.Logger.Error("reconciler could not repair a job; going on with the others", "job_id", job.ID, "err", err)
+			continue
 		}
-		log := r.Logger.With("job_id", job.ID, "status", job.Status, "task_state", state)
-		switch state {
-		case "":
-			if job.CancelRequested {
-				if err := r.Store.CancelJob(ctx, job.ID); err != nil && tts.ErrorCode(err) != tts.ECONFLICT {
-					return repaired, err
-				}
-				log.Warn("canceled a live job whose task was missing and whose cancel was requested")
-				repaired++
-				continue
-			}
-			if err := r.Queue.Enqueue(ctx, job); err != nil {
-				return repaired, err
-			}
-			log.Warn("re-enqueued a live job whose task was missing")
-			repaired++
-		case "archived":
-			reason := fmt.Sprintf("gave up after %d attempts (see the worker log)", job.Attempts)
-			if strings.Contains(lastErr, "lease expired") {
-				reason = fmt.Sprintf("gave up after %d attempts: the worker running it stopped (crashed or was killed) each time", job.Attempts)
-			}
-			log = log.With("last_error", lastErr)
-			if err := r.Store.FailJob(ctx, job.ID, 0, reason); err != nil && tts.ErrorCode(err) != tts.ECONFLICT {
-				return repaired, err
-			}
-			log.Warn("failed a live job whose task was archived", "reason", reason)
-			repaired++
-		case "completed":
-			// The handler finished without recording a terminal state
-			// (it should not happen): fail rather than hang forever.
-			if err := r.Store.FailJob(ctx, job.ID, 0, "the job's task ended without a result"); err != nil && tts.ErrorCode(err) != tts.ECONFLICT {
-				return repaired, err
-			}
-			log.Error("failed a live job whose task completed without a result")
+		if ok {
 			repaired++
 		}
 	}
 	return repaired, nil
+}
+
+// repair checks one stale live job against its task and fixes what it can.
+func (r *Reconciler) repair(ctx context.Context, job *tts.Job) (bool, error) {
+	state, lastErr, err := r.Queue.TaskState(ctx, job)
+	if err != nil {
+		return false, err
+	}
+	log := r.Logger.With("job_id", job.ID, "status", job.Status, "task_state", state)
+	if state != "" && state != "archived" && state != "completed" {
+		return false, nil // the task is there and will run
+	}
+	if job.CancelRequested {
+		// The user asked to cancel and no attempt will run again.
+		if err := r.Store.CancelJob(ctx, job.ID); err != nil && tts.ErrorCode(err) != tts.ECONFLICT {
+			return false, err
+		}
+		log.Warn("canceled a live job whose task is gone and whose cancel was requested")
+		return true, nil
+	}
+	switch state {
+	case "":
+		if err := r.Queue.Enqueue(ctx, job); err != nil {
+			return false, err
+		}
+		log.Warn("re-enqueued a live job whose task was missing")
+	case "archived":
+		reason := fmt.Sprintf("gave up after %d attempts (see the worker log)", job.Attempts)
+		if strings.Contains(lastErr, "lease expired") {
+			reason = fmt.Sprintf("gave up after %d attempts: the worker running it stopped (crashed or was killed) each time", job.Attempts)
+		}
+		if err := r.Store.FailJob(ctx, job.ID, 0, reason); err != nil && tts.ErrorCode(err) != tts.ECONFLICT {
+			return false, err
+		}
+		log.Warn("failed a live job whose task was archived", "reason", reason, "last_error", lastErr)
+	case "completed":
+		// The handler finished without recording a terminal state (it
+		// should not happen): fail rather than hang forever.
+		if err := r.Store.FailJob(ctx, job.ID, 0, "the job's task ended without a result"); err != nil && tts.ErrorCode(err) != tts.ECONFLICT {
+			return false, err
+		}
+		log.Error("failed a live job whose task completed without a result")
+	}
+	return true, nil
 }

@@ -53,7 +53,7 @@ func NewServer(cfg Config, h *Handler, q TaskQueue, registry *fleet.Registry) *S
 	}
 	srv := asynq.NewServer(cfg.Redis, asynq.Config{
 		Concurrency:       cfg.Concurrency,
-		Queues:            queue.Queues,
+		Queues:            queue.Priorities(),
 		StrictPriority:    true,
 		ShutdownTimeout:   cfg.ShutdownTimeout,
 		TaskCheckInterval: cfg.TaskCheckInterval,
