@@ -97,6 +97,8 @@ func New(cfg Config) *Server {
 	api.HEAD("/jobs/:id/audio", s.audio)
 	api.GET("/voices", s.voices)
 	api.GET("/health", s.health)
+	api.GET("/jobs/:id/events", s.jobEvents)
+	s.routesOpenAI(e.Group("/v1"))
 	if cfg.MetricsHandler != nil {
 		e.GET("/metrics", echo.WrapHandler(cfg.MetricsHandler))
 	}
