@@ -26,6 +26,7 @@ import (
 	"github.com/kokorotts/kokoro-tts/pkg/audio"
 	"github.com/kokorotts/kokoro-tts/pkg/config"
 	"github.com/kokorotts/kokoro-tts/pkg/espeak"
+	"github.com/kokorotts/kokoro-tts/pkg/events"
 	"github.com/kokorotts/kokoro-tts/pkg/fleet"
 	"github.com/kokorotts/kokoro-tts/pkg/httpapi"
 	"github.com/kokorotts/kokoro-tts/pkg/jobs"
@@ -147,6 +148,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	q := queue.NewClient(redisOpt)
 	m.closers = append(m.closers, q.Close)
 	registry := fleet.NewRegistry(rdb)
+	bus := events.NewRedis(rdb)
 	m.Registry = metrics.NewRegistry()
 	m.Registry.MustRegister(metrics.NewQueueCollector(q.Inspector(), log), metrics.NewJobsCollector(db, log))
 
@@ -156,7 +158,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			return err
 		}
 	} else if c.Embedded() {
-		engine, err = m.startWorker(ctx, db, objects, q, registry, redisOpt)
+		engine, err = m.startWorker(ctx, db, objects, q, registry, bus, redisOpt)
 		if err != nil {
 			return err
 		}
@@ -165,7 +167,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	voices := voiceSource(engine, registry)
 	svc := jobs.New(jobs.Config{
 		Store: db, Queue: q, Objects: objects, Voices: voices, MaxTextChars: c.MaxTextChars,
-		PresignAudio: c.S3.PresignTTL, Logger: log,
+		PresignAudio: c.S3.PresignTTL, Events: bus, Logger: log,
 	})
 	api := httpapi.New(httpapi.Config{
 		Jobs: svc, Logger: log, MaxBodyBytes: c.MaxBodyBytes, Mode: mode,
@@ -190,7 +192,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 }
 
 // startWorker runs the in-process worker of embedded mode.
-func (m *Main) startWorker(ctx context.Context, db *sqlstore.DB, objects storage.Store, q *queue.Client, registry *fleet.Registry, redisOpt asynq.RedisConnOpt) (tts.Synthesizer, error) {
+func (m *Main) startWorker(ctx context.Context, db *sqlstore.DB, objects storage.Store, q *queue.Client, registry *fleet.Registry, bus *events.Redis, redisOpt asynq.RedisConnOpt) (tts.Synthesizer, error) {
 	c := &m.Config
 	engine, err := m.embeddedEngine()
 	if err != nil {
@@ -202,7 +204,7 @@ func (m *Main) startWorker(ctx context.Context, db *sqlstore.DB, objects storage
 		return nil, fmt.Errorf("FFMPEG_PATH: %w", err)
 	}
 	h := &worker.Handler{Store: db, Engine: engine, Encoder: enc, Objects: objects, Logger: m.Logger.With("component", "worker"),
-		Metrics: metrics.NewWorker(m.Registry, engine.Info())}
+		Metrics: metrics.NewWorker(m.Registry, engine.Info()), Events: bus}
 	m.worker = worker.NewServer(worker.Config{
 		Redis: redisOpt, Concurrency: c.Worker.Concurrency,
 		ShutdownTimeout: c.Worker.ShutdownTimeout, TaskCheckInterval: c.Worker.TaskCheckInterval,

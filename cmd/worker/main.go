@@ -21,6 +21,7 @@ import (
 
 	"github.com/kokorotts/kokoro-tts/pkg/audio"
 	"github.com/kokorotts/kokoro-tts/pkg/config"
+	"github.com/kokorotts/kokoro-tts/pkg/events"
 	"github.com/kokorotts/kokoro-tts/pkg/fleet"
 	"github.com/kokorotts/kokoro-tts/pkg/metrics"
 	"github.com/kokorotts/kokoro-tts/pkg/worker"
@@ -138,7 +139,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	reg := metrics.NewRegistry()
 	reg.MustRegister(metrics.NewQueueCollector(q.Inspector(), log))
 	h := &worker.Handler{Store: db, Engine: engine, Encoder: enc, Objects: objects, Logger: log,
-		Metrics: metrics.NewWorker(reg, engine.Info())}
+		Metrics: metrics.NewWorker(reg, engine.Info()), Events: events.NewRedis(rdb)}
 	if c.MetricsAddr != "" {
 		if err := m.serveMetrics(reg); err != nil {
 			return err

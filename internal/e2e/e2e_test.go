@@ -373,11 +373,19 @@ func TestServiceMode(t *testing.T) {
 	}
 	c.fetchAudio(t, job, "wav", 0.5, 3)
 
+	// Events cross processes: the worker publishes, the API streams.
+	long := strings.Repeat("The teacher reads the sentence slowly, and the class repeats it. ", 25)
+	id = c.submit(t, `{"text":"`+long+`","voice":"af_sky","format":"wav"}`)
+	joined := strings.Join(sse(t, base+"/api/jobs/"+id+"/events"), ",")
+	if !strings.HasPrefix(joined, "queued,running") || !strings.HasSuffix(joined, ",succeeded") || strings.Count(joined, "running") < 2 {
+		t.Fatalf("event types across processes: %s", joined)
+	}
+
 	// Operators' numbers: the API's /metrics and the worker's.
 	apiMetrics := httpGet(t, base+"/metrics")
 	for _, want := range []string{
 		`kokoro_tts_http_request_duration_seconds_count{method="POST",route="/api/tts",status="202"}`,
-		`kokoro_tts_jobs{status="succeeded"} 2`,
+		`kokoro_tts_jobs{status="succeeded"} 3`,
 		`kokoro_tts_queue_tasks{queue="interactive",state="pending"} 0`,
 		`kokoro_tts_queue_up 1`,
 	} {
@@ -387,9 +395,9 @@ func TestServiceMode(t *testing.T) {
 	}
 	workerMetrics := httpGet(t, "http://"+logField(t, worker.Output(), "metrics listening", "addr")+"/metrics")
 	for _, want := range []string{
-		`kokoro_tts_worker_jobs_total{outcome="succeeded"} 2`,
+		`kokoro_tts_worker_jobs_total{outcome="succeeded"} 3`,
 		`kokoro_tts_worker_engine_info{device="cpu",engine="espeak-ng"`,
-		`kokoro_tts_worker_real_time_factor_count{device="cpu",engine="espeak-ng"} 2`,
+		`kokoro_tts_worker_real_time_factor_count{device="cpu",engine="espeak-ng"} 3`,
 	} {
 		if !strings.Contains(workerMetrics, want) {
 			t.Fatalf("worker metrics lack %s:\n%s", want, workerMetrics)
@@ -453,4 +461,22 @@ func logField(t *testing.T, output, msg, field string) string {
 	}
 	t.Fatalf("no log line %q with %s in:\n%s", msg, field, output)
 	return ""
+}
+
+// sse reads a job's whole event stream and returns the event types in order.
+func sse(t *testing.T, url string) []string {
+	t.Helper()
+	res, err := (&http.Client{Timeout: 90 * time.Second}).Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var types []string
+	sc := bufio.NewScanner(res.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "event: "); ok {
+			types = append(types, v)
+		}
+	}
+	return types
 }

@@ -14,9 +14,11 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/kokorotts/kokoro-tts/internal/testsvc"
 	"github.com/kokorotts/kokoro-tts/pkg/audio"
+	"github.com/kokorotts/kokoro-tts/pkg/events"
 	"github.com/kokorotts/kokoro-tts/pkg/httpapi"
 	"github.com/kokorotts/kokoro-tts/pkg/jobs"
 	"github.com/kokorotts/kokoro-tts/pkg/sqlstore"
@@ -56,7 +58,10 @@ func newStack(t *testing.T, withWorker bool) *stack {
 	opt, _ := asynq.ParseRedisURI(r.URL)
 	q := queue.NewClient(opt)
 	t.Cleanup(func() { q.Close() })
-	svc := jobs.New(jobs.Config{Store: db, Queue: q, Objects: objects, MaxTextChars: 1000, Logger: log})
+	rdb := redis.NewClient(&redis.Options{Addr: r.Addr})
+	t.Cleanup(func() { rdb.Close() })
+	bus := events.NewRedis(rdb)
+	svc := jobs.New(jobs.Config{Store: db, Queue: q, Objects: objects, MaxTextChars: 1000, Events: bus, Logger: log})
 	api := httpapi.New(httpapi.Config{Jobs: svc, Logger: log, MaxBodyBytes: 16 << 10, Mode: "test",
 		Checks: []httpapi.Check{{Name: "database", Check: func(ctx context.Context) (any, error) { return nil, db.Ping(ctx) }}}})
 	s := &stack{srv: httptest.NewServer(api), db: db, redis: r}
@@ -67,7 +72,8 @@ func newStack(t *testing.T, withWorker bool) *stack {
 		if err != nil {
 			t.Fatal(err)
 		}
-		h := &worker.Handler{Store: db, Engine: tone.New(tone.Config{}), Encoder: enc, Objects: objects, Logger: log, CancelPoll: 50 * time.Millisecond}
+		h := &worker.Handler{Store: db, Engine: tone.New(tone.Config{}), Encoder: enc, Objects: objects, Logger: log,
+			CancelPoll: 50 * time.Millisecond, Events: bus}
 		s.worker = worker.NewServer(worker.Config{Redis: opt, Concurrency: 2, ShutdownTimeout: 5 * time.Second,
 			TaskCheckInterval: 20 * time.Millisecond, Logger: log}, h, q, nil)
 		if err := s.worker.Start(); err != nil {

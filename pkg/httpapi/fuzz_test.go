@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kokorotts/kokoro-tts/pkg/events"
 	"github.com/kokorotts/kokoro-tts/pkg/jobs"
 	"github.com/kokorotts/kokoro-tts/pkg/tts"
 )
@@ -42,6 +43,9 @@ func (f *fakeJobs) Audio(context.Context, string, bool) (jobs.AudioResult, error
 }
 func (f *fakeJobs) Voices(context.Context) []tts.Voice { return tts.Catalogue() }
 func (f *fakeJobs) MaxTextChars() int                  { return 500 }
+func (f *fakeJobs) Events(context.Context, string, string, time.Duration) ([]events.Event, error) {
+	return nil, nil
+}
 
 // FuzzSubmit: whatever the body, POST /api/tts answers 202 or a JSON error
 // with a 4xx status, never a 500 and never a panic.

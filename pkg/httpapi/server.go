@@ -14,6 +14,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
+	"github.com/kokorotts/kokoro-tts/pkg/events"
 	"github.com/kokorotts/kokoro-tts/pkg/jobs"
 	"github.com/kokorotts/kokoro-tts/pkg/metrics"
 	"github.com/kokorotts/kokoro-tts/pkg/tts"
@@ -28,6 +29,7 @@ type Jobs interface {
 	Audio(ctx context.Context, id string, redirect bool) (jobs.AudioResult, error)
 	Voices(ctx context.Context) []tts.Voice
 	MaxTextChars() int
+	Events(ctx context.Context, id, after string, block time.Duration) ([]events.Event, error)
 }
 
 // Check is one dependency health check. It returns details to show (may be

@@ -16,6 +16,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/kokorotts/kokoro-tts/pkg/events"
 	"github.com/kokorotts/kokoro-tts/pkg/tts"
 	"github.com/kokorotts/kokoro-tts/queue"
 	"github.com/kokorotts/kokoro-tts/storage"
@@ -30,6 +31,14 @@ type Queue interface {
 	DeleteTask(ctx context.Context, job *tts.Job) error
 }
 
+// EventBus carries job events between the API replicas and the workers.
+type EventBus interface {
+	Publish(ctx context.Context, e events.Event) error
+	// Read returns the job's events after the id `after`, waiting up to
+	// block for the first one (negative: do not wait).
+	Read(ctx context.Context, jobID, after string, block time.Duration) ([]events.Event, error)
+}
+
 // VoiceSource returns the voices the running engines offer.
 type VoiceSource func(ctx context.Context) []tts.Voice
 
@@ -41,6 +50,7 @@ type Service struct {
 	voices       VoiceSource
 	maxTextChars int
 	presign      time.Duration // >0: hand out presigned audio URLs valid this long
+	events       EventBus
 	log          *slog.Logger
 	now          func() time.Time
 }
@@ -55,7 +65,10 @@ type Config struct {
 	// PresignAudio, when positive and the store can presign, makes audio
 	// downloads redirect to a presigned URL valid this long.
 	PresignAudio time.Duration
-	Logger       *slog.Logger
+	// Events, when set, receives the jobs' queued and canceled events and
+	// serves subscriptions.
+	Events EventBus
+	Logger *slog.Logger
 }
 
 // New returns a Service.
@@ -71,7 +84,7 @@ func New(c Config) *Service {
 		c.MaxTextChars = tts.DefaultMaxTextChars
 	}
 	return &Service{store: c.Store, queue: c.Queue, objects: c.Objects, voices: c.Voices,
-		maxTextChars: c.MaxTextChars, presign: c.PresignAudio, log: c.Logger, now: time.Now}
+		maxTextChars: c.MaxTextChars, presign: c.PresignAudio, events: c.Events, log: c.Logger, now: time.Now}
 }
 
 // MaxTextChars returns the longest text accepted.
@@ -130,7 +143,38 @@ func (s *Service) Submit(ctx context.Context, req tts.Request, idempotencyKey st
 		}
 		return nil, false, err
 	}
+	s.publish(ctx, events.FromJob(job))
 	return job, true, nil
+}
+
+// publish sends an event, best effort: subscribers fall back to the row.
+func (s *Service) publish(ctx context.Context, e events.Event) {
+	if s.events == nil {
+		return
+	}
+	if err := s.events.Publish(context.WithoutCancel(ctx), e); err != nil {
+		s.log.Warn("publishing a job event failed", "job_id", e.JobID, "type", e.Type, "err", err)
+	}
+}
+
+// Events returns the job's events after the event id `after`, waiting up to
+// block for one. Without an event bus it waits and returns none: callers
+// then read the job itself.
+func (s *Service) Events(ctx context.Context, id, after string, block time.Duration) ([]events.Event, error) {
+	if err := checkID(id); err != nil {
+		return nil, err
+	}
+	if s.events == nil {
+		t := time.NewTimer(min(max(block, 0), time.Second))
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+		return nil, nil
+	}
+	return s.events.Read(ctx, id, after, block)
 }
 
 func requestHash(v tts.Validated) string {
@@ -195,6 +239,7 @@ func (s *Service) Cancel(ctx context.Context, id string) (*tts.Job, error) {
 	// Best effort: the database flag is what counts; these only make the
 	// cancel take effect sooner.
 	if job.Status == tts.StatusCanceled {
+		s.publish(ctx, events.FromJob(job))
 		if err := s.queue.DeleteTask(ctx, job); err != nil {
 			s.log.Warn("could not delete the task of a canceled job", "job_id", id, "err", err)
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/kokorotts/kokoro-tts/pkg/audio"
+	"github.com/kokorotts/kokoro-tts/pkg/events"
 	"github.com/kokorotts/kokoro-tts/pkg/metrics"
 	"github.com/kokorotts/kokoro-tts/pkg/tts"
 	"github.com/kokorotts/kokoro-tts/queue"
@@ -38,6 +39,37 @@ type Handler struct {
 	Logger     *slog.Logger
 	CancelPoll time.Duration   // how often a running job's cancel flag is read; default 1 s
 	Metrics    *metrics.Worker // optional
+	Events     EventPublisher  // optional
+}
+
+// EventPublisher carries job events to subscribers.
+type EventPublisher interface {
+	Publish(ctx context.Context, e events.Event) error
+}
+
+// publish sends e, best effort: a lost event never fails a job (subscribers
+// fall back to the job's row).
+func (h *Handler) publish(ctx context.Context, e events.Event) {
+	if h.Events == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := h.Events.Publish(ctx, e); err != nil {
+		h.Logger.Warn("publishing a job event failed", "job_id", e.JobID, "type", e.Type, "err", err)
+	}
+}
+
+// publishState publishes the job's state as stored now.
+func (h *Handler) publishState(ctx context.Context, id string) {
+	if h.Events == nil {
+		return
+	}
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if j, err := h.Store.FindJob(dctx, id); err == nil {
+		h.publish(ctx, events.FromJob(j))
+	}
 }
 
 // count records a job outcome when metrics are on.
@@ -100,7 +132,9 @@ func (h *Handler) Process(ctx context.Context, jobID string, d Delivery) error {
 		reason := fmt.Sprintf("quarantined: %d attempts started without finishing (a worker may have crashed on this job)", job.Attempts)
 		log.Error("quarantining job", "attempts", job.Attempts)
 		h.count("quarantined")
-		if err := h.Store.FailJob(ctx, job.ID, 0, reason); err != nil && tts.ErrorCode(err) != tts.ECONFLICT {
+		if err := h.Store.FailJob(ctx, job.ID, 0, reason); err == nil {
+			h.publishState(ctx, job.ID)
+		} else if tts.ErrorCode(err) != tts.ECONFLICT {
 			return err
 		}
 		return fmt.Errorf("%s: %w", reason, asynq.SkipRetry)
@@ -127,6 +161,7 @@ func (h *Handler) Process(ctx context.Context, jobID string, d Delivery) error {
 	}
 	log.Info("synthesis started", "chars", job.Characters(), "voice", job.Voice, "format", job.Format, "engine", info.Name, "device", info.Device)
 
+	h.publish(ctx, events.Progress(job.ID, 0, 1))
 	runCtx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
 	go h.watchCancel(runCtx, job.ID, stop)
@@ -138,6 +173,7 @@ func (h *Handler) Process(ctx context.Context, jobID string, d Delivery) error {
 	}
 	log.Info("job succeeded", "bytes", result.Bytes, "audio_seconds", result.DurationSeconds, "elapsed", time.Since(started).Round(time.Millisecond))
 	h.count("succeeded")
+	h.publishState(ctx, job.ID)
 	if h.Metrics != nil {
 		h.Metrics.Characters.Add(float64(job.Characters()))
 		h.Metrics.TotalDuration.Observe(time.Since(job.CreatedAt).Seconds())
@@ -148,7 +184,12 @@ func (h *Handler) Process(ctx context.Context, jobID string, d Delivery) error {
 // run synthesises, encodes, stores and completes the job.
 func (h *Handler) run(ctx context.Context, job *tts.Job, attempt int) (tts.Audio, error) {
 	start := time.Now()
-	pcm, err := h.Engine.Synthesize(ctx, tts.SynthesisRequest{Text: job.Text, Voice: job.Voice, Speed: job.Speed})
+	pcm, err := h.Engine.Synthesize(ctx, tts.SynthesisRequest{Text: job.Text, Voice: job.Voice, Speed: job.Speed,
+		Progress: func(done, total int) {
+			if done < total { // the last chunk is followed by encoding: succeeded says 1
+				h.publish(ctx, events.Progress(job.ID, done, total))
+			}
+		}})
 	if err != nil {
 		return tts.Audio{}, stageError("synthesis", err)
 	}
@@ -214,8 +255,11 @@ func (h *Handler) fail(ctx, runCtx context.Context, log *slog.Logger, job *tts.J
 	if permanent || retried >= maxRetry {
 		reason := readable(err)
 		log.Error("job failed", "err", err, "permanent", permanent, "retried", retried)
-		if ferr := h.Store.FailJob(dctx, job.ID, attempt, reason); ferr != nil && tts.ErrorCode(ferr) != tts.ECONFLICT {
+		ferr := h.Store.FailJob(dctx, job.ID, attempt, reason)
+		if ferr != nil && tts.ErrorCode(ferr) != tts.ECONFLICT {
 			return ferr
+		} else if ferr == nil {
+			h.publishState(dctx, job.ID)
 		}
 		h.failure(err)
 		h.count("failed")
@@ -228,11 +272,15 @@ func (h *Handler) fail(ctx, runCtx context.Context, log *slog.Logger, job *tts.J
 }
 
 func (h *Handler) cancel(ctx context.Context, log *slog.Logger, id string) error {
-	if err := h.Store.CancelJob(ctx, id); err != nil && tts.ErrorCode(err) != tts.ECONFLICT {
+	err := h.Store.CancelJob(ctx, id)
+	if err != nil && tts.ErrorCode(err) != tts.ECONFLICT {
 		return fmt.Errorf("recording cancel: %w", err)
 	}
 	log.Info("job canceled")
 	h.count("canceled")
+	if err == nil { // this call ended the job: its one terminal event
+		h.publishState(ctx, id)
+	}
 	return nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kokorotts/kokoro-tts/pkg/events"
 	"github.com/kokorotts/kokoro-tts/pkg/tts"
 )
 
@@ -27,8 +28,9 @@ type Reconciler struct {
 	Store      tts.JobStore
 	Queue      TaskQueue
 	Logger     *slog.Logger
-	Interval   time.Duration // between passes; default 30 s
-	StaleAfter time.Duration // a live job untouched this long is checked; default 1 min
+	Events     EventPublisher // optional: terminal events of the jobs it ends
+	Interval   time.Duration  // between passes; default 30 s
+	StaleAfter time.Duration  // a live job untouched this long is checked; default 1 min
 }
 
 // Run runs passes until ctx is done.
@@ -92,6 +94,8 @@ func (r *Reconciler) repair(ctx context.Context, job *tts.Job) (bool, error) {
 		// The user asked to cancel and no attempt will run again.
 		if err := r.Store.CancelJob(ctx, job.ID); err != nil && tts.ErrorCode(err) != tts.ECONFLICT {
 			return false, err
+		} else if err == nil {
+			r.publish(ctx, job.ID)
 		}
 		log.Warn("canceled a live job whose task is gone and whose cancel was requested")
 		return true, nil
@@ -109,6 +113,8 @@ func (r *Reconciler) repair(ctx context.Context, job *tts.Job) (bool, error) {
 		}
 		if err := r.Store.FailJob(ctx, job.ID, 0, reason); err != nil && tts.ErrorCode(err) != tts.ECONFLICT {
 			return false, err
+		} else if err == nil {
+			r.publish(ctx, job.ID)
 		}
 		log.Warn("failed a live job whose task was archived", "reason", reason, "last_error", lastErr)
 	case "completed":
@@ -116,8 +122,22 @@ func (r *Reconciler) repair(ctx context.Context, job *tts.Job) (bool, error) {
 		// should not happen): fail rather than hang forever.
 		if err := r.Store.FailJob(ctx, job.ID, 0, "the job's task ended without a result"); err != nil && tts.ErrorCode(err) != tts.ECONFLICT {
 			return false, err
+		} else if err == nil {
+			r.publish(ctx, job.ID)
 		}
 		log.Error("failed a live job whose task completed without a result")
 	}
 	return true, nil
+}
+
+// publish sends the terminal event of a job the reconciler ended.
+func (r *Reconciler) publish(ctx context.Context, id string) {
+	if r.Events == nil {
+		return
+	}
+	if j, err := r.Store.FindJob(ctx, id); err == nil {
+		if err := r.Events.Publish(ctx, events.FromJob(j)); err != nil {
+			r.Logger.Warn("publishing a job event failed", "job_id", id, "err", err)
+		}
+	}
 }

@@ -65,7 +65,7 @@ func NewServer(cfg Config, h *Handler, q TaskQueue, registry *fleet.Registry) *S
 	mux.Handle(queue.TypeSynthesize, h)
 	return &Server{
 		srv: srv, mux: mux, handler: h, registry: registry, cfg: cfg,
-		rec: &Reconciler{Store: h.Store, Queue: q, Logger: cfg.Logger.With("component", "reconciler"),
+		rec: &Reconciler{Store: h.Store, Queue: q, Events: h.Events, Logger: cfg.Logger.With("component", "reconciler"),
 			Interval: cfg.ReconcileInterval, StaleAfter: cfg.StaleAfter},
 	}
 }
