@@ -158,7 +158,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			return err
 		}
 	} else if c.Embedded() {
-		engine, err = m.startWorker(ctx, db, objects, q, registry, bus, redisOpt)
+		engine, err = m.startWorker(ctx, db, objects, q, registry, bus, rdb, redisOpt)
 		if err != nil {
 			return err
 		}
@@ -192,7 +192,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 }
 
 // startWorker runs the in-process worker of embedded mode.
-func (m *Main) startWorker(ctx context.Context, db *sqlstore.DB, objects storage.Store, q *queue.Client, registry *fleet.Registry, bus *events.Redis, redisOpt asynq.RedisConnOpt) (tts.Synthesizer, error) {
+func (m *Main) startWorker(ctx context.Context, db *sqlstore.DB, objects storage.Store, q *queue.Client, registry *fleet.Registry, bus *events.Redis, rdb redis.UniversalClient, redisOpt asynq.RedisConnOpt) (tts.Synthesizer, error) {
 	c := &m.Config
 	engine, err := m.embeddedEngine()
 	if err != nil {
@@ -204,7 +204,8 @@ func (m *Main) startWorker(ctx context.Context, db *sqlstore.DB, objects storage
 		return nil, fmt.Errorf("FFMPEG_PATH: %w", err)
 	}
 	h := &worker.Handler{Store: db, Engine: engine, Encoder: enc, Objects: objects, Logger: m.Logger.With("component", "worker"),
-		Metrics: metrics.NewWorker(m.Registry, engine.Info()), Events: bus}
+		Metrics: metrics.NewWorker(m.Registry, engine.Info()), Events: bus,
+		Cache: c.Worker.AudioCache, CacheSalt: c.Worker.CacheSalt(), Locks: fleet.NewLocks(rdb)}
 	m.worker = worker.NewServer(worker.Config{
 		Redis: redisOpt, Concurrency: c.Worker.Concurrency,
 		ShutdownTimeout: c.Worker.ShutdownTimeout, TaskCheckInterval: c.Worker.TaskCheckInterval,

@@ -139,7 +139,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	reg := metrics.NewRegistry()
 	reg.MustRegister(metrics.NewQueueCollector(q.Inspector(), log))
 	h := &worker.Handler{Store: db, Engine: engine, Encoder: enc, Objects: objects, Logger: log,
-		Metrics: metrics.NewWorker(reg, engine.Info()), Events: events.NewRedis(rdb)}
+		Metrics: metrics.NewWorker(reg, engine.Info()), Events: events.NewRedis(rdb),
+		Cache: c.Worker.AudioCache, CacheSalt: c.Worker.CacheSalt(), Locks: fleet.NewLocks(rdb)}
 	if c.MetricsAddr != "" {
 		if err := m.serveMetrics(reg); err != nil {
 			return err

@@ -179,7 +179,14 @@ type Worker struct {
 	ESpeakPath string `env:"ESPEAK_NG_PATH" envDefault:"espeak-ng"`
 	FFmpegPath string `env:"FFMPEG_PATH" envDefault:"ffmpeg"`
 	MP3Bitrate int    `env:"MP3_BITRATE_KBPS" envDefault:"64"`
+	// AudioCache makes identical requests reuse stored audio instead of
+	// synthesising again (the job then shows cache_hit).
+	AudioCache bool `env:"AUDIO_CACHE" envDefault:"true"`
 }
+
+// CacheSalt names the worker settings outside a job that change its audio,
+// for the audio cache key.
+func (w *Worker) CacheSalt() string { return fmt.Sprintf("mp3=%d", w.MP3Bitrate) }
 
 // Validate checks the worker settings.
 func (w *Worker) Validate() error {

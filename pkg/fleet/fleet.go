@@ -7,6 +7,8 @@ package fleet
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"os"
 	"sort"
 	"time"
 
@@ -103,4 +105,31 @@ func (r *Registry) Run(ctx context.Context, w Worker, onErr func(error)) {
 		case <-t.C:
 		}
 	}
+}
+
+// Locks are short-lived mutual exclusions between workers, kept in Redis.
+type Locks struct {
+	rdb redis.UniversalClient
+}
+
+// NewLocks returns Locks on rdb.
+func NewLocks(rdb redis.UniversalClient) *Locks { return &Locks{rdb: rdb} }
+
+// unlock deletes the lock only if this holder still owns it.
+var unlock = redis.NewScript(`if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("DEL", KEYS[1]) end return 0`)
+
+// TryLock takes key for ttl. ok is false when another holder has it. The
+// lock expires by itself after ttl, so a crashed holder cannot block others
+// for longer.
+func (l *Locks) TryLock(ctx context.Context, key string, ttl time.Duration) (release func(), ok bool, err error) {
+	token := fmt.Sprintf("%d-%d", os.Getpid(), time.Now().UnixNano())
+	ok, err = l.rdb.SetNX(ctx, key, token, ttl).Result()
+	if err != nil || !ok {
+		return func() {}, false, err
+	}
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = unlock.Run(ctx, l.rdb, []string{key}, token).Err()
+	}, true, nil
 }

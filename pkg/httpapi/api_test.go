@@ -19,6 +19,7 @@ import (
 	"github.com/kokorotts/kokoro-tts/internal/testsvc"
 	"github.com/kokorotts/kokoro-tts/pkg/audio"
 	"github.com/kokorotts/kokoro-tts/pkg/events"
+	"github.com/kokorotts/kokoro-tts/pkg/fleet"
 	"github.com/kokorotts/kokoro-tts/pkg/httpapi"
 	"github.com/kokorotts/kokoro-tts/pkg/jobs"
 	"github.com/kokorotts/kokoro-tts/pkg/sqlstore"
@@ -73,7 +74,7 @@ func newStack(t *testing.T, withWorker bool) *stack {
 			t.Fatal(err)
 		}
 		h := &worker.Handler{Store: db, Engine: tone.New(tone.Config{}), Encoder: enc, Objects: objects, Logger: log,
-			CancelPoll: 50 * time.Millisecond, Events: bus}
+			CancelPoll: 50 * time.Millisecond, Events: bus, Cache: true, Locks: fleet.NewLocks(rdb)}
 		s.worker = worker.NewServer(worker.Config{Redis: opt, Concurrency: 2, ShutdownTimeout: 5 * time.Second,
 			TaskCheckInterval: 20 * time.Millisecond, Logger: log}, h, q, nil)
 		if err := s.worker.Start(); err != nil {
@@ -383,5 +384,21 @@ func TestHealthAndVoices(t *testing.T) {
 	r := s.do(t, "GET", "/api/jobs/0192d6a4-0000-7000-8000-000000000000", "", "")
 	if r.status != 503 || r.header.Get("Retry-After") == "" {
 		t.Fatalf("database down: %d %s", r.status, r.body)
+	}
+}
+
+func TestIdenticalRequestsHitTheCache(t *testing.T) {
+	s := newStack(t, true)
+	body := `{"text":"Repeat after me.","voice":"af_bella(2)+af_sky","format":"wav"}`
+	first := s.waitTerminal(t, s.do(t, "POST", "/api/tts", jsonCT, body).json(t)["id"].(string))
+	// The blend written in another order is the same voice.
+	second := s.waitTerminal(t, s.do(t, "POST", "/api/tts", jsonCT, `{"text":"Repeat after me.","voice":"af_sky+af_bella(2)","format":"wav"}`).json(t)["id"].(string))
+	if first["cache_hit"] != false || second["cache_hit"] != true || second["status"] != "succeeded" {
+		t.Fatalf("first %v\nsecond %v", first, second)
+	}
+	a := s.do(t, "GET", "/api/jobs/"+first["id"].(string)+"/audio", "", "")
+	b := s.do(t, "GET", "/api/jobs/"+second["id"].(string)+"/audio", "", "")
+	if a.status != 200 || !bytes.Equal(a.body, b.body) {
+		t.Fatalf("cached audio differs: %d %d bytes", len(a.body), len(b.body))
 	}
 }

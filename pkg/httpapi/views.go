@@ -19,6 +19,7 @@ type jobView struct {
 	CancelRequested bool       `json:"cancel_requested,omitempty"`
 	Error           string     `json:"error,omitempty"`
 	Audio           *audioView `json:"audio,omitempty"`
+	CacheHit        bool       `json:"cache_hit"`
 	Engine          string     `json:"engine,omitempty"`
 	Device          string     `json:"device,omitempty"`
 	CreatedAt       time.Time  `json:"created_at"`
@@ -56,6 +57,7 @@ func viewOf(j *tts.Job) jobView {
 	}
 	if j.Status == tts.StatusSucceeded && j.Audio != nil {
 		v.Audio = &audioView{URL: v.Links.Audio, ContentType: j.Audio.ContentType, Bytes: j.Audio.Bytes, DurationSeconds: j.Audio.DurationSeconds}
+		v.CacheHit = j.Audio.CacheHit
 	}
 	return v
 }

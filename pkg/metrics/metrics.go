@@ -50,6 +50,7 @@ type Worker struct {
 	AudioSeconds  *prometheus.CounterVec   // seconds of audio produced
 	RealTime      *prometheus.HistogramVec // synthesis seconds / audio seconds
 	Characters    prometheus.Counter
+	CacheHits     prometheus.Counter
 	EngineInfo    *prometheus.GaugeVec
 	InFlight      prometheus.Gauge
 	QueueWait     prometheus.Histogram // from creation to the first start of an attempt
@@ -72,6 +73,8 @@ func NewWorker(r prometheus.Registerer, engine tts.EngineInfo) *Worker {
 			Buckets: []float64{.01, .02, .05, .1, .2, .3, .5, .75, 1, 1.5, 2, 5}}, []string{"engine", "device"}),
 		Characters: prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Subsystem: "worker", Name: "characters_total",
 			Help: "Characters of text synthesised by succeeded jobs."}),
+		CacheHits: prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Subsystem: "worker", Name: "cache_hits_total",
+			Help: "Succeeded jobs whose audio came from the audio cache."}),
 		EngineInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Subsystem: "worker", Name: "engine_info",
 			Help: "The engine this worker runs (value 1)."}, []string{"engine", "device", "model", "version"}),
 		InFlight: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Subsystem: "worker", Name: "jobs_in_flight",
@@ -81,7 +84,7 @@ func NewWorker(r prometheus.Registerer, engine tts.EngineInfo) *Worker {
 		TotalDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: namespace, Subsystem: "worker", Name: "job_duration_seconds",
 			Help: "Time from submission to success.", Buckets: prometheus.ExponentialBuckets(0.05, 2, 16)}),
 	}
-	r.MustRegister(w.Jobs, w.Failures, w.Synthesis, w.AudioSeconds, w.RealTime, w.Characters, w.EngineInfo, w.InFlight, w.QueueWait, w.TotalDuration)
+	r.MustRegister(w.CacheHits, w.Jobs, w.Failures, w.Synthesis, w.AudioSeconds, w.RealTime, w.Characters, w.EngineInfo, w.InFlight, w.QueueWait, w.TotalDuration)
 	w.EngineInfo.WithLabelValues(engine.Name, engine.Device, engine.Model, engine.Version).Set(1)
 	return w
 }

@@ -25,7 +25,7 @@ var _ tts.JobStore = (*DB)(nil)
 // jobColumns is the column list every job query selects, in jobRow order.
 const jobColumns = `id, status, text, voice, speed, format, queue, attempts, max_attempts, error,
 cancel_requested, idempotency_key, request_hash, audio_key, audio_content_type, audio_bytes,
-audio_duration, engine, device, created_at, started_at, finished_at, updated_at`
+audio_duration, engine, device, created_at, started_at, finished_at, updated_at, cache_key, cache_hit`
 
 // liveStatuses is the SQL list of non-terminal states. jobs_live_updated_at
 // is a partial index on the same expression.
@@ -56,6 +56,8 @@ type jobRow struct {
 	StartedAt        sql.NullInt64   `db:"started_at"`
 	FinishedAt       sql.NullInt64   `db:"finished_at"`
 	UpdatedAt        int64           `db:"updated_at"`
+	CacheKey         sql.NullString  `db:"cache_key"`
+	CacheHit         int             `db:"cache_hit"`
 }
 
 func (r *jobRow) job() *tts.Job {
@@ -86,6 +88,8 @@ func (r *jobRow) job() *tts.Job {
 			ContentType:     r.AudioContentType.String,
 			Bytes:           r.AudioBytes.Int64,
 			DurationSeconds: r.AudioDuration.Float64,
+			CacheKey:        r.CacheKey.String,
+			CacheHit:        r.CacheHit != 0,
 		}
 	}
 	return j
@@ -102,6 +106,14 @@ func fromNullMillis(ms sql.NullInt64) *time.Time {
 }
 
 func nullString(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }
+
+// bit stores a boolean as SMALLINT 0/1.
+func bit(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
 
 // nowMillis is the store's clock in the stored unit.
 func (s *DB) nowMillis() int64 { return s.now().UnixMilli() }
@@ -298,10 +310,28 @@ func (s *DB) CompleteJob(ctx context.Context, id string, attempt int, audio tts.
 	now := s.nowMillis()
 	res, err := s.db.ExecContext(ctx, `UPDATE jobs
 		SET status = 'succeeded', error = '', audio_key = ?, audio_content_type = ?,
-		    audio_bytes = ?, audio_duration = ?, finished_at = ?, updated_at = ?
+		    audio_bytes = ?, audio_duration = ?, cache_key = ?, cache_hit = ?, finished_at = ?, updated_at = ?
 		WHERE id = ? AND status = 'running' AND attempts = ?`,
-		audio.Key, audio.ContentType, audio.Bytes, audio.DurationSeconds, now, now, id, attempt)
+		audio.Key, audio.ContentType, audio.Bytes, audio.DurationSeconds, nullString(audio.CacheKey), bit(audio.CacheHit),
+		now, now, id, attempt)
 	return s.checkUpdated(ctx, res, err, id, attempt, "complete job")
+}
+
+// FindCached returns the newest succeeded job whose audio has cacheKey
+// (ENOTFOUND when there is none).
+func (s *DB) FindCached(ctx context.Context, cacheKey string) (*tts.Job, error) {
+	if cacheKey == "" {
+		return nil, tts.Errorf(tts.ENOTFOUND, "no cached audio")
+	}
+	jobs, err := s.selectJobs(ctx, "find cached audio", `SELECT `+jobColumns+` FROM jobs
+		WHERE cache_key = ? AND status = 'succeeded' ORDER BY id DESC LIMIT 1`, cacheKey)
+	if err != nil {
+		return nil, err
+	}
+	if len(jobs) == 0 {
+		return nil, tts.Errorf(tts.ENOTFOUND, "no cached audio")
+	}
+	return jobs[0], nil
 }
 
 // FailJob marks a live job failed with a readable reason (an empty reason

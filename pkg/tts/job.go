@@ -115,6 +115,11 @@ type Audio struct {
 	ContentType     string  // MIME type
 	Bytes           int64   // size of the stored object
 	DurationSeconds float64 // length of the audio
+	// CacheKey identifies everything that determined the audio (engine,
+	// model, voice, speed, format, normalised text); "" when not cached.
+	CacheKey string
+	// CacheHit is true when the audio was reused, not synthesised.
+	CacheHit bool
 }
 
 // Job is one synthesis request and its lifecycle. The database row is the

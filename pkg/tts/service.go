@@ -42,6 +42,10 @@ type JobStore interface {
 	// running attempt `attempt` (ECONFLICT otherwise).
 	CompleteJob(ctx context.Context, id string, attempt int, audio Audio) error
 
+	// FindCached returns a succeeded job whose audio has the cache key
+	// (ENOTFOUND when there is none).
+	FindCached(ctx context.Context, cacheKey string) (*Job, error)
+
 	// FailJob marks a live job failed with a readable reason. attempt 0 means
 	// any attempt (used by the reconciler); ECONFLICT if the job is terminal
 	// or on another attempt.

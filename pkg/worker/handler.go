@@ -6,10 +6,14 @@ package worker
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -40,6 +44,21 @@ type Handler struct {
 	CancelPoll time.Duration   // how often a running job's cancel flag is read; default 1 s
 	Metrics    *metrics.Worker // optional
 	Events     EventPublisher  // optional
+	// Cache makes identical requests reuse stored audio: the audio goes to
+	// a key derived from everything that determined it (CacheKey), and a
+	// job whose key already has audio succeeds without synthesis.
+	Cache bool
+	// CacheSalt is mixed into cache keys: settings outside the job that
+	// change the audio (encoder bitrates).
+	CacheSalt string
+	// Locks, when set with Cache, makes concurrent identical jobs (on any
+	// worker) synthesise once: the others wait and reuse the audio.
+	Locks Locker
+}
+
+// Locker takes named locks shared by all workers.
+type Locker interface {
+	TryLock(ctx context.Context, key string, ttl time.Duration) (release func(), ok bool, err error)
 }
 
 // EventPublisher carries job events to subscribers.
@@ -175,14 +194,38 @@ func (h *Handler) Process(ctx context.Context, jobID string, d Delivery) error {
 	h.count("succeeded")
 	h.publishState(ctx, job.ID)
 	if h.Metrics != nil {
+		if result.CacheHit {
+			h.Metrics.CacheHits.Inc()
+		}
 		h.Metrics.Characters.Add(float64(job.Characters()))
 		h.Metrics.TotalDuration.Observe(time.Since(job.CreatedAt).Seconds())
 	}
 	return nil
 }
 
-// run synthesises, encodes, stores and completes the job.
+// run synthesises, encodes, stores and completes the job, or completes it
+// with cached audio.
 func (h *Handler) run(ctx context.Context, job *tts.Job, attempt int) (tts.Audio, error) {
+	key := AudioKey(job)
+	cacheKey := ""
+	if h.Cache {
+		cacheKey = CacheKey(h.Engine, job, h.CacheSalt)
+		key = "cache/" + cacheKey + "." + job.Format.Extension()
+		if a, ok := h.cached(ctx, cacheKey); ok {
+			return h.complete(ctx, job, attempt, a)
+		}
+		if h.Locks != nil {
+			release, err := h.lock(ctx, job, cacheKey)
+			if err != nil {
+				return tts.Audio{}, err
+			}
+			defer release()
+			// Another worker may have made it while this one waited.
+			if a, ok := h.cached(ctx, cacheKey); ok {
+				return h.complete(ctx, job, attempt, a)
+			}
+		}
+	}
 	start := time.Now()
 	pcm, err := h.Engine.Synthesize(ctx, tts.SynthesisRequest{Text: job.Text, Voice: job.Voice, Speed: job.Speed,
 		Progress: func(done, total int) {
@@ -214,18 +257,80 @@ func (h *Handler) run(ctx context.Context, job *tts.Job, attempt int) (tts.Audio
 	if cur, err := h.Store.FindJob(ctx, job.ID); err == nil && (cur.Status != tts.StatusRunning || cur.Attempts != attempt) {
 		return tts.Audio{}, tts.Errorf(tts.ECONFLICT, "attempt %d was superseded", attempt)
 	}
-	key := AudioKey(job)
 	if _, err := h.Objects.Put(ctx, key, bytes.NewReader(buf.Bytes()), int64(buf.Len()), res.ContentType); err != nil {
 		return tts.Audio{}, stageError("storing the audio", err)
 	}
-	a := tts.Audio{Key: key, ContentType: res.ContentType, Bytes: int64(buf.Len()), DurationSeconds: res.DurationSeconds}
-	// The audio is stored: record it even if ctx ended meanwhile.
+	a := tts.Audio{Key: key, ContentType: res.ContentType, Bytes: int64(buf.Len()), DurationSeconds: res.DurationSeconds, CacheKey: cacheKey}
+	return h.complete(ctx, job, attempt, a)
+}
+
+// complete records the stored audio, even if ctx ended meanwhile.
+func (h *Handler) complete(ctx context.Context, job *tts.Job, attempt int, a tts.Audio) (tts.Audio, error) {
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	if err := h.Store.CompleteJob(dctx, job.ID, attempt, a); err != nil {
 		return tts.Audio{}, fmt.Errorf("recording success: %w", err)
 	}
 	return a, nil
+}
+
+// cached returns the audio a succeeded job with the same cache key stored,
+// if it is still in storage.
+func (h *Handler) cached(ctx context.Context, cacheKey string) (tts.Audio, bool) {
+	j, err := h.Store.FindCached(ctx, cacheKey)
+	if err != nil || j.Audio == nil {
+		return tts.Audio{}, false
+	}
+	if _, err := h.Objects.Stat(ctx, j.Audio.Key); err != nil {
+		return tts.Audio{}, false
+	}
+	a := *j.Audio
+	a.CacheKey, a.CacheHit = cacheKey, true
+	return a, true
+}
+
+// lock waits until this worker holds the synthesis lock of cacheKey or the
+// audio appears in the cache (then the lock is not needed: release is a
+// no-op and the caller finds the audio).
+func (h *Handler) lock(ctx context.Context, job *tts.Job, cacheKey string) (func(), error) {
+	for {
+		release, ok, err := h.Locks.TryLock(ctx, "kokoro-tts:synth:"+cacheKey, queue.Timeout(job.Characters()))
+		if err != nil {
+			// Without Redis the worst case is synthesising twice.
+			h.Logger.Warn("cache lock unavailable; synthesising without it", "job_id", job.ID, "err", err)
+			return func() {}, nil
+		}
+		if ok {
+			return release, nil
+		}
+		if _, found := h.cached(ctx, cacheKey); found {
+			return func() {}, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, context.Cause(ctx)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// CacheKey returns the hash of everything that determines a job's audio:
+// the engine, its model and version, the voice (blends in a canonical
+// order), the speed, the format, the text with its whitespace normalised,
+// and salt (settings such as bitrates).
+func CacheKey(engine tts.Synthesizer, job *tts.Job, salt string) string {
+	info := engine.Info()
+	voice := job.Voice
+	if ws, err := tts.NewVoiceSet(engine.Voices()).ParseVoice(job.Voice); err == nil {
+		voice = tts.CanonicalVoice(ws)
+	}
+	h := sha256.New()
+	for _, part := range []string{"v1", info.Name, info.Model, info.Version, voice,
+		strconv.FormatFloat(job.Speed, 'f', 3, 64), string(job.Format), strings.Join(strings.Fields(job.Text), " "), salt} {
+		h.Write([]byte(part))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // fail decides what an error means: a user cancel, a shutdown, a permanent
