@@ -100,6 +100,7 @@ func New(cfg Config) *Server {
 	api.GET("/voices", s.voices)
 	api.GET("/health", s.health)
 	api.GET("/jobs/:id/events", s.jobEvents)
+	s.routesBatches(api)
 	s.routesOpenAI(e.Group("/v1"))
 	if cfg.MetricsHandler != nil {
 		e.GET("/metrics", echo.WrapHandler(cfg.MetricsHandler))

@@ -25,7 +25,8 @@ var _ tts.JobStore = (*DB)(nil)
 // jobColumns is the column list every job query selects, in jobRow order.
 const jobColumns = `id, status, text, voice, speed, format, queue, attempts, max_attempts, error,
 cancel_requested, idempotency_key, request_hash, audio_key, audio_content_type, audio_bytes,
-audio_duration, engine, device, created_at, started_at, finished_at, updated_at, cache_key, cache_hit`
+audio_duration, engine, device, created_at, started_at, finished_at, updated_at, cache_key, cache_hit,
+batch_id, callback_url`
 
 // liveStatuses is the SQL list of non-terminal states. jobs_live_updated_at
 // is a partial index on the same expression.
@@ -58,6 +59,8 @@ type jobRow struct {
 	UpdatedAt        int64           `db:"updated_at"`
 	CacheKey         sql.NullString  `db:"cache_key"`
 	CacheHit         int             `db:"cache_hit"`
+	BatchID          sql.NullString  `db:"batch_id"`
+	CallbackURL      sql.NullString  `db:"callback_url"`
 }
 
 func (r *jobRow) job() *tts.Job {
@@ -77,6 +80,8 @@ func (r *jobRow) job() *tts.Job {
 		RequestHash:     r.RequestHash,
 		Engine:          r.Engine,
 		Device:          r.Device,
+		BatchID:         r.BatchID.String,
+		CallbackURL:     r.CallbackURL.String,
 		CreatedAt:       fromMillis(r.CreatedAt),
 		StartedAt:       fromNullMillis(r.StartedAt),
 		FinishedAt:      fromNullMillis(r.FinishedAt),
@@ -159,12 +164,12 @@ func (s *DB) CreateJob(ctx context.Context, job *tts.Job) (*tts.Job, bool, error
 		var r jobRow
 		err := s.db.GetContext(ctx, &r, `INSERT INTO jobs (
 			id, status, text, voice, speed, format, queue, attempts, max_attempts,
-			idempotency_key, request_hash, created_at, updated_at
-		) VALUES (?, 'queued', ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?)
+			idempotency_key, request_hash, created_at, updated_at, batch_id, callback_url
+		) VALUES (?, 'queued', ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (idempotency_key) DO NOTHING
 		RETURNING `+jobColumns,
 			id, job.Text, job.Voice, job.Speed, string(job.Format), job.Queue, job.MaxAttempts,
-			nullString(job.IdempotencyKey), job.RequestHash, created, now)
+			nullString(job.IdempotencyKey), job.RequestHash, created, now, nullString(job.BatchID), nullString(job.CallbackURL))
 		if err == nil {
 			return r.job(), true, nil
 		} else if isUniqueViolation(err) {

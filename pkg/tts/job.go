@@ -139,6 +139,8 @@ type Job struct {
 	IdempotencyKey  string
 	RequestHash     string // hash of the request, to detect a reused idempotency key
 	Audio           *Audio // set once succeeded
+	BatchID         string // the batch the job belongs to, if any
+	CallbackURL     string // where the terminal event is POSTed (webhook), if any
 	Engine          string // engine that produced the audio, e.g. "espeak-ng"
 	Device          string // device it ran on, e.g. "cpu"
 	CreatedAt       time.Time
