@@ -13,7 +13,7 @@ import (
 
 // SchemaVersion is the schema version this code reads and writes: the number
 // of the last embedded migration.
-const SchemaVersion = 3
+const SchemaVersion = 4
 
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
