@@ -34,6 +34,19 @@ func (c *Client) Enqueue(ctx context.Context, job *tts.Job) error {
 	return nil
 }
 
+// EnqueueWebhook queues the delivery of job's terminal event. A delivery
+// already queued for the job is not an error.
+func (c *Client) EnqueueWebhook(ctx context.Context, jobID string) error {
+	t, err := NewWebhookTask(jobID)
+	if err != nil {
+		return tts.Wrap(tts.EINTERNAL, err, "could not build webhook task")
+	}
+	if _, err = c.client.EnqueueContext(ctx, t); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+		return tts.Wrap(tts.EUNAVAILABLE, err, "the job queue is unavailable")
+	}
+	return nil
+}
+
 // TaskState returns the state of the job's task in asynq ("pending",
 // "active", "scheduled", "retry", "archived", "completed") or "" when asynq
 // has no task for it.

@@ -14,8 +14,22 @@ import (
 	"github.com/kokorotts/kokoro-tts/pkg/tts"
 )
 
-// TypeSynthesize is the task type of a synthesis job.
-const TypeSynthesize = "tts:synthesize"
+// Task types.
+const (
+	// TypeSynthesize is the task of a synthesis job.
+	TypeSynthesize = "tts:synthesize"
+	// TypeWebhook delivers a finished job's terminal event to its
+	// callback URL.
+	TypeWebhook = "tts:webhook"
+)
+
+// QueueWebhooks holds webhook deliveries: after interactive jobs, before
+// batch jobs.
+const QueueWebhooks = "webhooks"
+
+// WebhookMaxRetry bounds the delivery attempts of one webhook (with
+// RetryDelay's backoff they span about a quarter of an hour).
+const WebhookMaxRetry = 10
 
 // PayloadVersion is the version of SynthesizePayload this code writes.
 const PayloadVersion = 1
@@ -28,7 +42,7 @@ const MaxRetry = 3
 // priority a worker always drains "interactive" before it takes a "batch"
 // task. It returns a new map on each call.
 func Priorities() map[string]int {
-	return map[string]int{tts.QueueInteractive: 10, tts.QueueBatch: 1}
+	return map[string]int{tts.QueueInteractive: 10, QueueWebhooks: 5, tts.QueueBatch: 1}
 }
 
 // queueOf returns the job's queue, interactive when it names none we know.
@@ -91,4 +105,16 @@ func ParseSynthesize(payload []byte) (SynthesizePayload, error) {
 		return p, tts.Errorf(tts.EINVALID, "queue: synthesize payload without job id")
 	}
 	return p, nil
+}
+
+// NewWebhookTask returns the delivery task of job's terminal event. Its
+// task id is derived from the job, so a job is delivered once however often
+// its end is reported.
+func NewWebhookTask(jobID string) (*asynq.Task, error) {
+	b, err := json.Marshal(SynthesizePayload{Version: PayloadVersion, JobID: jobID})
+	if err != nil {
+		return nil, err
+	}
+	return asynq.NewTask(TypeWebhook, b, asynq.TaskID("webhook:"+jobID), asynq.Queue(QueueWebhooks),
+		asynq.MaxRetry(WebhookMaxRetry), asynq.Timeout(time.Minute), asynq.Retention(24*time.Hour)), nil
 }

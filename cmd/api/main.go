@@ -34,6 +34,7 @@ import (
 	"github.com/kokorotts/kokoro-tts/pkg/sqlstore"
 	"github.com/kokorotts/kokoro-tts/pkg/tone"
 	"github.com/kokorotts/kokoro-tts/pkg/tts"
+	"github.com/kokorotts/kokoro-tts/pkg/webhook"
 	"github.com/kokorotts/kokoro-tts/pkg/worker"
 	"github.com/kokorotts/kokoro-tts/queue"
 	"github.com/kokorotts/kokoro-tts/storage"
@@ -46,6 +47,9 @@ type Config struct {
 	MaxTextChars    int           `env:"MAX_TEXT_CHARS" envDefault:"20000"`
 	MaxBodyBytes    int64         `env:"MAX_BODY_BYTES" envDefault:"1048576"`
 	ShutdownTimeout time.Duration `env:"HTTP_SHUTDOWN_TIMEOUT" envDefault:"30s"`
+	// SpeechTimeout bounds the synchronous OpenAI-compatible endpoint's
+	// wait for its job (504 and the job canceled after it).
+	SpeechTimeout time.Duration `env:"SPEECH_TIMEOUT" envDefault:"120s"`
 	// Worker configures the in-process worker of embedded mode.
 	Worker config.Worker
 	// KokoroModelPath, in embedded mode, makes the API start cmd/worker as
@@ -67,6 +71,9 @@ func (c *Config) Validate() error {
 	}
 	if min := int64(c.MaxTextChars)*4 + 4096; c.MaxBodyBytes < min {
 		return fmt.Errorf("MAX_BODY_BYTES: must be at least %d for MAX_TEXT_CHARS=%d", min, c.MaxTextChars)
+	}
+	if c.SpeechTimeout < time.Second || c.SpeechTimeout > time.Hour {
+		return fmt.Errorf("SPEECH_TIMEOUT: must be from 1s to 1h")
 	}
 	if c.ShutdownTimeout < time.Second {
 		return fmt.Errorf("HTTP_SHUTDOWN_TIMEOUT: must be at least 1s")
@@ -168,11 +175,13 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	svc := jobs.New(jobs.Config{
 		Store: db, Queue: q, Objects: objects, Voices: voices, MaxTextChars: c.MaxTextChars,
 		PresignAudio: c.S3.PresignTTL, Events: bus, Logger: log,
+		Webhooks: c.Webhooks.Enabled(), AllowPrivateCallbacks: c.Webhooks.AllowPrivate,
 	})
 	api := httpapi.New(httpapi.Config{
 		Jobs: svc, Logger: log, MaxBodyBytes: c.MaxBodyBytes, Mode: mode,
 		Metrics: metrics.NewHTTP(m.Registry), MetricsHandler: promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}),
-		Checks: checks(db, rdb, objects, engine, registry),
+		SpeechTimeout: c.SpeechTimeout,
+		Checks:        checks(db, rdb, objects, engine, registry),
 	})
 
 	m.ln, err = net.Listen("tcp", c.HTTPAddr)
@@ -205,12 +214,13 @@ func (m *Main) startWorker(ctx context.Context, db *sqlstore.DB, objects storage
 	}
 	h := &worker.Handler{Store: db, Engine: engine, Encoder: enc, Objects: objects, Logger: m.Logger.With("component", "worker"),
 		Metrics: metrics.NewWorker(m.Registry, engine.Info()), Events: bus,
-		Cache: c.Worker.AudioCache, CacheSalt: c.Worker.CacheSalt(), Locks: fleet.NewLocks(rdb)}
+		Cache: c.Worker.AudioCache, CacheSalt: c.Worker.CacheSalt(), Locks: fleet.NewLocks(rdb), Webhooks: q}
 	m.worker = worker.NewServer(worker.Config{
 		Redis: redisOpt, Concurrency: c.Worker.Concurrency,
 		ShutdownTimeout: c.Worker.ShutdownTimeout, TaskCheckInterval: c.Worker.TaskCheckInterval,
 		ReconcileInterval: c.Worker.ReconcileInterval, StaleAfter: time.Second,
-		Logger: m.Logger.With("component", "worker"),
+		Webhooks: m.webhookHandler(db),
+		Logger:   m.Logger.With("component", "worker"),
 	}, h, q, registry)
 	if err := m.worker.Start(); err != nil {
 		return nil, err
@@ -299,4 +309,14 @@ func main() {
 		m.Logger.Error("shutdown", "err", err)
 		os.Exit(1)
 	}
+}
+
+// webhookHandler delivers callbacks when WEBHOOK_SECRET is set.
+func (m *Main) webhookHandler(db *sqlstore.DB) *worker.WebhookHandler {
+	w := m.Config.Webhooks
+	if !w.Enabled() {
+		return nil
+	}
+	return &worker.WebhookHandler{Store: db, Sender: webhook.NewSender(w.Secret, 30*time.Second, w.AllowPrivate),
+		Logger: m.Logger.With("component", "webhook")}
 }

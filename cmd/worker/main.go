@@ -24,6 +24,7 @@ import (
 	"github.com/kokorotts/kokoro-tts/pkg/events"
 	"github.com/kokorotts/kokoro-tts/pkg/fleet"
 	"github.com/kokorotts/kokoro-tts/pkg/metrics"
+	"github.com/kokorotts/kokoro-tts/pkg/webhook"
 	"github.com/kokorotts/kokoro-tts/pkg/worker"
 	"github.com/kokorotts/kokoro-tts/queue"
 )
@@ -140,7 +141,12 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	reg.MustRegister(metrics.NewQueueCollector(q.Inspector(), log))
 	h := &worker.Handler{Store: db, Engine: engine, Encoder: enc, Objects: objects, Logger: log,
 		Metrics: metrics.NewWorker(reg, engine.Info()), Events: events.NewRedis(rdb),
-		Cache: c.Worker.AudioCache, CacheSalt: c.Worker.CacheSalt(), Locks: fleet.NewLocks(rdb)}
+		Cache: c.Worker.AudioCache, CacheSalt: c.Worker.CacheSalt(), Locks: fleet.NewLocks(rdb), Webhooks: q}
+	var hooks *worker.WebhookHandler
+	if c.Webhooks.Enabled() {
+		hooks = &worker.WebhookHandler{Store: db, Sender: webhook.NewSender(c.Webhooks.Secret, 30*time.Second, c.Webhooks.AllowPrivate),
+			Logger: log.With("component", "webhook")}
+	}
 	if c.MetricsAddr != "" {
 		if err := m.serveMetrics(reg); err != nil {
 			return err
@@ -149,7 +155,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	m.server = worker.NewServer(worker.Config{
 		Redis: redisOpt, Concurrency: c.Worker.Concurrency, ShutdownTimeout: c.Worker.ShutdownTimeout,
 		TaskCheckInterval: c.Worker.TaskCheckInterval, ReconcileInterval: c.Worker.ReconcileInterval,
-		StaleAfter: c.Worker.ReconcileStaleAfter, Logger: log,
+		StaleAfter: c.Worker.ReconcileStaleAfter, Logger: log, Webhooks: hooks,
 	}, h, q, fleet.NewRegistry(rdb))
 	return m.server.Start()
 }

@@ -32,7 +32,18 @@ type Base struct {
 	LogLevel    string `env:"LOG_LEVEL" envDefault:"info"`
 	LogFormat   string `env:"LOG_FORMAT"` // json or text; default json in service mode, text embedded
 	S3          S3
+	Webhooks    Webhooks
 }
+
+// Webhooks configures job callbacks. Without a secret, callback_url is
+// refused: deliveries must be verifiable.
+type Webhooks struct {
+	Secret       string `env:"WEBHOOK_SECRET"`
+	AllowPrivate bool   `env:"WEBHOOK_ALLOW_PRIVATE" envDefault:"false"`
+}
+
+// Enabled reports whether callbacks are accepted.
+func (w Webhooks) Enabled() bool { return w.Secret != "" }
 
 // S3 selects the S3 backend when Endpoint is set; otherwise audio is stored
 // on disk under $DATA_DIR/audio.
@@ -85,6 +96,9 @@ func (b *Base) Validate() error {
 		if b.S3.Bucket == "" {
 			return fmt.Errorf("S3_BUCKET: must not be empty")
 		}
+	}
+	if s := b.Webhooks.Secret; s != "" && len(s) < 16 {
+		return fmt.Errorf("WEBHOOK_SECRET: at least 16 characters (generate one with: openssl rand -hex 32)")
 	}
 	if b.S3.PresignTTL < 0 || b.S3.PresignTTL > 7*24*time.Hour {
 		return fmt.Errorf("S3_PRESIGN_TTL: must be from 0s to 168h")

@@ -25,18 +25,27 @@ import (
 	"github.com/kokorotts/kokoro-tts/pkg/sqlstore"
 	"github.com/kokorotts/kokoro-tts/pkg/tone"
 	"github.com/kokorotts/kokoro-tts/pkg/tts"
+	"github.com/kokorotts/kokoro-tts/pkg/webhook"
 	"github.com/kokorotts/kokoro-tts/pkg/worker"
 	"github.com/kokorotts/kokoro-tts/queue"
 	"github.com/kokorotts/kokoro-tts/storage/disk"
 )
 
+// webhookSecret signs the test stack's webhooks; the test stack lets
+// callbacks reach loopback receivers only when allowPrivateCallbacks.
+const (
+	webhookSecret         = "test-secret-0123456789"
+	allowPrivateCallbacks = true
+)
+
 // stack is the API wired to real SQLite, real Redis, disk storage and, when
 // started, an in-process worker with the tone engine.
 type stack struct {
-	srv    *httptest.Server
-	db     *sqlstore.DB
-	redis  *testsvc.RedisServer
-	worker *worker.Server
+	srv       *httptest.Server
+	db        *sqlstore.DB
+	redis     *testsvc.RedisServer
+	worker    *worker.Server
+	newWorker func() *worker.Server
 }
 
 func newStack(t *testing.T, withWorker bool) *stack {
@@ -62,7 +71,8 @@ func newStack(t *testing.T, withWorker bool) *stack {
 	rdb := redis.NewClient(&redis.Options{Addr: r.Addr})
 	t.Cleanup(func() { rdb.Close() })
 	bus := events.NewRedis(rdb)
-	svc := jobs.New(jobs.Config{Store: db, Queue: q, Objects: objects, MaxTextChars: 1000, Events: bus, Logger: log})
+	svc := jobs.New(jobs.Config{Store: db, Queue: q, Objects: objects, MaxTextChars: 1000, Events: bus, Logger: log,
+		Webhooks: true, AllowPrivateCallbacks: allowPrivateCallbacks})
 	api := httpapi.New(httpapi.Config{Jobs: svc, Logger: log, MaxBodyBytes: 16 << 10, Mode: "test",
 		Checks: []httpapi.Check{{Name: "database", Check: func(ctx context.Context) (any, error) { return nil, db.Ping(ctx) }}}})
 	s := &stack{srv: httptest.NewServer(api), db: db, redis: r}
@@ -74,15 +84,25 @@ func newStack(t *testing.T, withWorker bool) *stack {
 			t.Fatal(err)
 		}
 		h := &worker.Handler{Store: db, Engine: tone.New(tone.Config{}), Encoder: enc, Objects: objects, Logger: log,
-			CancelPoll: 50 * time.Millisecond, Events: bus, Cache: true, Locks: fleet.NewLocks(rdb)}
-		s.worker = worker.NewServer(worker.Config{Redis: opt, Concurrency: 2, ShutdownTimeout: 5 * time.Second,
-			TaskCheckInterval: 20 * time.Millisecond, Logger: log}, h, q, nil)
-		if err := s.worker.Start(); err != nil {
-			t.Fatal(err)
+			CancelPoll: 50 * time.Millisecond, Events: bus, Cache: true, Locks: fleet.NewLocks(rdb), Webhooks: q}
+		hooks := &worker.WebhookHandler{Store: db, Sender: webhook.NewSender(webhookSecret, 5*time.Second, true), Logger: log}
+		s.newWorker = func() *worker.Server {
+			return worker.NewServer(worker.Config{Redis: opt, Concurrency: 2, ShutdownTimeout: 5 * time.Second,
+				TaskCheckInterval: 20 * time.Millisecond, Logger: log, Webhooks: hooks}, h, q, nil)
 		}
-		t.Cleanup(s.worker.Shutdown)
+		s.restartWorker(t)
+		t.Cleanup(func() { s.worker.Shutdown() })
 	}
 	return s
+}
+
+// restartWorker starts a new in-process worker (after the last one was shut down).
+func (s *stack) restartWorker(t *testing.T) {
+	t.Helper()
+	s.worker = s.newWorker()
+	if err := s.worker.Start(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 type response struct {

@@ -43,6 +43,9 @@ func (f *fakeJobs) Audio(context.Context, string, bool) (jobs.AudioResult, error
 }
 func (f *fakeJobs) Voices(context.Context) []tts.Voice { return tts.Catalogue() }
 func (f *fakeJobs) MaxTextChars() int                  { return 500 }
+func (f *fakeJobs) Wait(context.Context, string, time.Duration) (*tts.Job, error) {
+	return nil, tts.Errorf(tts.ENOTFOUND, "no")
+}
 func (f *fakeJobs) Events(context.Context, string, string, time.Duration) ([]events.Event, error) {
 	return nil, nil
 }

@@ -50,6 +50,8 @@ type submitBody struct {
 	Speed  *float64 `json:"speed"`
 	Format string   `json:"format"`
 	Queue  string   `json:"queue"`
+	// CallbackURL receives the terminal event (webhook).
+	CallbackURL string `json:"callback_url"`
 }
 
 // decodeJSON reads a JSON body strictly: JSON content type, valid UTF-8,
@@ -120,7 +122,7 @@ func (s *Server) submit(c echo.Context) error {
 	}
 	key := c.Request().Header.Get("Idempotency-Key")
 	job, created, err := s.cfg.Jobs.Submit(c.Request().Context(), tts.Request{
-		Text: *b.Text, Voice: b.Voice, Speed: b.Speed, Format: b.Format, Queue: b.Queue,
+		Text: *b.Text, Voice: b.Voice, Speed: b.Speed, Format: b.Format, Queue: b.Queue, CallbackURL: b.CallbackURL,
 	}, key)
 	if err != nil {
 		return err

@@ -168,12 +168,6 @@ func clipText(s string) string {
 	return s
 }
 
-// waiter is what the speech endpoint needs besides Jobs: jobs.Service
-// implements it.
-type waiter interface {
-	Wait(ctx context.Context, id string, poll time.Duration) (*tts.Job, error)
-}
-
 // routesOpenAI registers the OpenAI-compatible endpoints under /v1.
 func (s *Server) routesOpenAI(g *echo.Group) {
 	g.POST("/audio/speech", s.speech)
@@ -183,7 +177,7 @@ func (s *Server) routesOpenAI(g *echo.Group) {
 }
 
 // speechTimeout is how long the speech endpoint waits for a job.
-func (s *Server) speechTimeout() time.Duration { return defaultSpeechTimeout }
+func (s *Server) speechTimeout() time.Duration { return s.cfg.SpeechTimeout }
 
 func (s *Server) speech(c echo.Context) error {
 	req, err := decodeSpeech(c)
@@ -205,10 +199,6 @@ func (s *Server) speech(c echo.Context) error {
 	if mapped {
 		mappedTo = voice
 	}
-	w, ok := s.cfg.Jobs.(waiter)
-	if !ok {
-		return tts.Errorf(tts.EINTERNAL, "the job service cannot wait for a job")
-	}
 	ctx := c.Request().Context()
 	job, _, err := s.cfg.Jobs.Submit(ctx, tts.Request{
 		Text: *req.Input, Voice: voice, Speed: req.Speed, Format: req.ResponseFormat, Queue: tts.QueueInteractive,
@@ -222,7 +212,7 @@ func (s *Server) speech(c echo.Context) error {
 
 	waitCtx, cancel := context.WithTimeout(ctx, s.speechTimeout())
 	defer cancel()
-	done, err := w.Wait(waitCtx, job.ID, speechPoll)
+	done, err := s.cfg.Jobs.Wait(waitCtx, job.ID, speechPoll)
 	if err != nil {
 		// Nobody will take this audio: stop the work.
 		s.cancelJob(ctx, job.ID, log)

@@ -29,6 +29,9 @@ type Jobs interface {
 	Audio(ctx context.Context, id string, redirect bool) (jobs.AudioResult, error)
 	Voices(ctx context.Context) []tts.Voice
 	MaxTextChars() int
+	// Wait returns the job once it is terminal, or ctx's error (the
+	// OpenAI-compatible speech endpoint answers synchronously).
+	Wait(ctx context.Context, id string, poll time.Duration) (*tts.Job, error)
 	Events(ctx context.Context, id, after string, block time.Duration) ([]events.Event, error)
 }
 
@@ -52,6 +55,9 @@ type Config struct {
 	// set, is served at GET /metrics.
 	Metrics        *metrics.HTTP
 	MetricsHandler http.Handler
+	// SpeechTimeout bounds how long POST /v1/audio/speech waits for its
+	// job before answering 504 and canceling it; default 120 s.
+	SpeechTimeout time.Duration
 }
 
 // Server is the API's HTTP handler.
@@ -67,6 +73,9 @@ func New(cfg Config) *Server {
 	}
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = 1 << 20
+	}
+	if cfg.SpeechTimeout <= 0 {
+		cfg.SpeechTimeout = defaultSpeechTimeout
 	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true

@@ -20,6 +20,7 @@ type jobView struct {
 	Error           string     `json:"error,omitempty"`
 	Audio           *audioView `json:"audio,omitempty"`
 	CacheHit        bool       `json:"cache_hit"`
+	CallbackURL     string     `json:"callback_url,omitempty"`
 	Engine          string     `json:"engine,omitempty"`
 	Device          string     `json:"device,omitempty"`
 	CreatedAt       time.Time  `json:"created_at"`
@@ -51,7 +52,7 @@ func viewOf(j *tts.Job) jobView {
 	v := jobView{
 		ID: j.ID, Status: string(j.Status), Voice: j.Voice, Speed: j.Speed, Format: string(j.Format), Queue: j.Queue,
 		Characters: j.Characters(), Attempts: j.Attempts, CancelRequested: j.CancelRequested && !j.Status.Terminal(),
-		Error: j.Error, Engine: j.Engine, Device: j.Device, CreatedAt: j.CreatedAt.UTC(),
+		Error: j.Error, CallbackURL: j.CallbackURL, Engine: j.Engine, Device: j.Device, CreatedAt: j.CreatedAt.UTC(),
 		StartedAt: utc(j.StartedAt), FinishedAt: utc(j.FinishedAt),
 		Links: links{Self: jobPath(j.ID), Audio: jobPath(j.ID) + "/audio"},
 	}

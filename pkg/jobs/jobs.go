@@ -18,6 +18,7 @@ import (
 
 	"github.com/kokorotts/kokoro-tts/pkg/events"
 	"github.com/kokorotts/kokoro-tts/pkg/tts"
+	"github.com/kokorotts/kokoro-tts/pkg/webhook"
 	"github.com/kokorotts/kokoro-tts/queue"
 	"github.com/kokorotts/kokoro-tts/storage"
 )
@@ -29,6 +30,8 @@ type Queue interface {
 	CancelProcessing(ctx context.Context, job *tts.Job) error
 	// DeleteTask removes a job's pending task (best effort).
 	DeleteTask(ctx context.Context, job *tts.Job) error
+	// EnqueueWebhook queues the delivery of a finished job's event.
+	EnqueueWebhook(ctx context.Context, jobID string) error
 }
 
 // EventBus carries job events between the API replicas and the workers.
@@ -51,6 +54,8 @@ type Service struct {
 	maxTextChars int
 	presign      time.Duration // >0: hand out presigned audio URLs valid this long
 	events       EventBus
+	webhooks     bool
+	allowPrivate bool
 	log          *slog.Logger
 	now          func() time.Time
 }
@@ -68,7 +73,11 @@ type Config struct {
 	// Events, when set, receives the jobs' queued and canceled events and
 	// serves subscriptions.
 	Events EventBus
-	Logger *slog.Logger
+	// Webhooks enables callback_url (the workers sign deliveries);
+	// AllowPrivateCallbacks lets callbacks name private addresses.
+	Webhooks              bool
+	AllowPrivateCallbacks bool
+	Logger                *slog.Logger
 }
 
 // New returns a Service.
@@ -84,7 +93,8 @@ func New(c Config) *Service {
 		c.MaxTextChars = tts.DefaultMaxTextChars
 	}
 	return &Service{store: c.Store, queue: c.Queue, objects: c.Objects, voices: c.Voices,
-		maxTextChars: c.MaxTextChars, presign: c.PresignAudio, events: c.Events, log: c.Logger, now: time.Now}
+		maxTextChars: c.MaxTextChars, presign: c.PresignAudio, events: c.Events,
+		webhooks: c.Webhooks, allowPrivate: c.AllowPrivateCallbacks, log: c.Logger, now: time.Now}
 }
 
 // MaxTextChars returns the longest text accepted.
@@ -105,6 +115,14 @@ func (s *Service) Submit(ctx context.Context, req tts.Request, idempotencyKey st
 	if err != nil {
 		return nil, false, err
 	}
+	if v.CallbackURL != "" {
+		if !s.webhooks {
+			return nil, false, tts.Errorf(tts.EUNSUPPORTED, "callback_url: webhooks are not enabled on this server (WEBHOOK_SECRET is not set)")
+		}
+		if err := webhook.CheckURL(v.CallbackURL, s.allowPrivate); err != nil {
+			return nil, false, tts.Errorf(tts.EINVALID, "callback_url: %v", err)
+		}
+	}
 	if len(idempotencyKey) > 255 {
 		return nil, false, tts.Errorf(tts.EINVALID, "Idempotency-Key: at most 255 characters")
 	}
@@ -117,6 +135,7 @@ func (s *Service) Submit(ctx context.Context, req tts.Request, idempotencyKey st
 		ID: id.String(), Status: tts.StatusQueued, Text: v.Text, Voice: v.Voice, Speed: v.Speed,
 		Format: v.Format, Queue: v.Queue, MaxAttempts: queue.MaxRetry + 1,
 		IdempotencyKey: idempotencyKey, RequestHash: requestHash(v), CreatedAt: now, UpdatedAt: now,
+		CallbackURL: v.CallbackURL,
 	}
 	existing, created, err := s.store.CreateJob(ctx, job)
 	if err != nil {
@@ -240,6 +259,11 @@ func (s *Service) Cancel(ctx context.Context, id string) (*tts.Job, error) {
 	// cancel take effect sooner.
 	if job.Status == tts.StatusCanceled {
 		s.publish(ctx, events.FromJob(job))
+		if job.CallbackURL != "" {
+			if err := s.queue.EnqueueWebhook(ctx, job.ID); err != nil {
+				s.log.Error("could not queue the webhook of a canceled job", "job_id", id, "err", err)
+			}
+		}
 		if err := s.queue.DeleteTask(ctx, job); err != nil {
 			s.log.Warn("could not delete the task of a canceled job", "job_id", id, "err", err)
 		}

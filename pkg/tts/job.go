@@ -171,6 +171,9 @@ type Request struct {
 	Speed  *float64
 	Format string
 	Queue  string
+	// CallbackURL receives the job's terminal event (checked by the
+	// service, which knows whether webhooks are enabled).
+	CallbackURL string
 }
 
 // Limits bounds what a request may ask for.
@@ -181,18 +184,20 @@ type Limits struct {
 
 // Validated is a request after defaults and validation.
 type Validated struct {
-	Text   string
-	Voice  string // as given (trimmed), a single id or a blend
-	Speed  float64
-	Format Format
-	Queue  string
+	Text        string
+	Voice       string // as given (trimmed), a single id or a blend
+	Speed       float64
+	Format      Format
+	Queue       string
+	CallbackURL string
 }
 
 // Validate applies defaults and checks every field. It returns an EINVALID
 // error whose message names the field and the allowed values, or ETOOLARGE
 // when the text is longer than allowed.
 func (r Request) Validate(l Limits) (Validated, error) {
-	v := Validated{Text: r.Text, Voice: strings.TrimSpace(r.Voice), Speed: DefaultSpeed, Format: Format(strings.ToLower(strings.TrimSpace(r.Format))), Queue: r.Queue}
+	v := Validated{Text: r.Text, Voice: strings.TrimSpace(r.Voice), Speed: DefaultSpeed, Format: Format(strings.ToLower(strings.TrimSpace(r.Format))),
+		Queue: r.Queue, CallbackURL: strings.TrimSpace(r.CallbackURL)}
 	if !utf8.ValidString(v.Text) {
 		return v, Errorf(EINVALID, "text: must be valid UTF-8")
 	}

@@ -54,6 +54,9 @@ type Handler struct {
 	// Locks, when set with Cache, makes concurrent identical jobs (on any
 	// worker) synthesise once: the others wait and reuse the audio.
 	Locks Locker
+	// Webhooks, when set, queues the delivery of a job's terminal event to
+	// its callback URL.
+	Webhooks WebhookEnqueuer
 }
 
 // Locker takes named locks shared by all workers.
@@ -79,15 +82,23 @@ func (h *Handler) publish(ctx context.Context, e events.Event) {
 	}
 }
 
-// publishState publishes the job's state as stored now.
+// publishState publishes the job's state as stored now and, for a job with
+// a callback URL that has ended, queues its webhook.
 func (h *Handler) publishState(ctx context.Context, id string) {
-	if h.Events == nil {
+	if h.Events == nil && h.Webhooks == nil {
 		return
 	}
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	if j, err := h.Store.FindJob(dctx, id); err == nil {
-		h.publish(ctx, events.FromJob(j))
+	j, err := h.Store.FindJob(dctx, id)
+	if err != nil {
+		return
+	}
+	h.publish(ctx, events.FromJob(j))
+	if h.Webhooks != nil && j.CallbackURL != "" && j.Status.Terminal() {
+		if err := h.Webhooks.EnqueueWebhook(dctx, j.ID); err != nil {
+			h.Logger.Error("could not queue the webhook of a finished job", "job_id", j.ID, "err", err)
+		}
 	}
 }
 

@@ -28,9 +28,10 @@ type Reconciler struct {
 	Store      tts.JobStore
 	Queue      TaskQueue
 	Logger     *slog.Logger
-	Events     EventPublisher // optional: terminal events of the jobs it ends
-	Interval   time.Duration  // between passes; default 30 s
-	StaleAfter time.Duration  // a live job untouched this long is checked; default 1 min
+	Events     EventPublisher  // optional: terminal events of the jobs it ends
+	Webhooks   WebhookEnqueuer // optional: their webhooks
+	Interval   time.Duration   // between passes; default 30 s
+	StaleAfter time.Duration   // a live job untouched this long is checked; default 1 min
 }
 
 // Run runs passes until ctx is done.
@@ -135,9 +136,16 @@ func (r *Reconciler) publish(ctx context.Context, id string) {
 	if r.Events == nil {
 		return
 	}
-	if j, err := r.Store.FindJob(ctx, id); err == nil {
-		if err := r.Events.Publish(ctx, events.FromJob(j)); err != nil {
-			r.Logger.Warn("publishing a job event failed", "job_id", id, "err", err)
+	j, err := r.Store.FindJob(ctx, id)
+	if err != nil {
+		return
+	}
+	if err := r.Events.Publish(ctx, events.FromJob(j)); err != nil {
+		r.Logger.Warn("publishing a job event failed", "job_id", id, "err", err)
+	}
+	if r.Webhooks != nil && j.CallbackURL != "" {
+		if err := r.Webhooks.EnqueueWebhook(ctx, j.ID); err != nil {
+			r.Logger.Error("could not queue the webhook of a finished job", "job_id", id, "err", err)
 		}
 	}
 }

@@ -28,6 +28,8 @@ type Config struct {
 	ReconcileInterval time.Duration
 	StaleAfter        time.Duration
 	Logger            *slog.Logger
+	// Webhooks, when set, delivers TypeWebhook tasks.
+	Webhooks *WebhookHandler
 }
 
 // Server runs the asynq server with the Handler, the Reconciler and the
@@ -63,9 +65,12 @@ func NewServer(cfg Config, h *Handler, q TaskQueue, registry *fleet.Registry) *S
 	})
 	mux := asynq.NewServeMux()
 	mux.Handle(queue.TypeSynthesize, h)
+	if cfg.Webhooks != nil {
+		mux.Handle(queue.TypeWebhook, cfg.Webhooks)
+	}
 	return &Server{
 		srv: srv, mux: mux, handler: h, registry: registry, cfg: cfg,
-		rec: &Reconciler{Store: h.Store, Queue: q, Events: h.Events, Logger: cfg.Logger.With("component", "reconciler"),
+		rec: &Reconciler{Store: h.Store, Queue: q, Events: h.Events, Webhooks: h.Webhooks, Logger: cfg.Logger.With("component", "reconciler"),
 			Interval: cfg.ReconcileInterval, StaleAfter: cfg.StaleAfter},
 	}
 }
