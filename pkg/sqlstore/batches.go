@@ -13,7 +13,9 @@ import (
 
 var _ tts.BatchStore = (*DB)(nil)
 
-// MaxBatchItemsPage bounds BatchItems and LiveBatchItems.
+// MaxBatchItemsPage is the default page of BatchItems and LiveBatchItems;
+// they return at most one more (a caller showing pages of this size asks
+// for one more to learn whether a next page exists).
 const MaxBatchItemsPage = 1000
 
 const batchColumns = `id, status, item_count, voice, speed, format, callback_url, idempotency_key,
@@ -224,7 +226,8 @@ func zeroCounts() map[tts.JobStatus]int {
 	}
 }
 
-// BatchItems returns up to limit (default and cap MaxBatchItemsPage) items
+// BatchItems returns up to limit (default MaxBatchItemsPage, at most one
+// more) items
 // of a batch in submission order (job id order), after the item whose job
 // id is `after`. ENOTFOUND when the batch does not exist.
 func (s *DB) BatchItems(ctx context.Context, id, after string, limit int) ([]tts.BatchItem, error) {
@@ -237,9 +240,10 @@ func (s *DB) LiveBatchItems(ctx context.Context, id, after string, limit int) ([
 }
 
 func (s *DB) batchItems(ctx context.Context, id, after string, limit int, live bool) ([]tts.BatchItem, error) {
-	if limit <= 0 || limit > MaxBatchItemsPage {
+	if limit <= 0 {
 		limit = MaxBatchItemsPage
 	}
+	limit = min(limit, MaxBatchItemsPage+1)
 	var n int
 	if err := s.db.GetContext(ctx, &n, `SELECT COUNT(*) FROM batches WHERE id = ?`, id); err != nil {
 		return nil, dbError(err, "find batch")

@@ -58,6 +58,9 @@ func TestCreateBatchStoresItemsInOrder(t *testing.T) {
 		}
 		after = page[len(page)-1].Job.ID
 	}
+	if probe, err := s.BatchItems(ctx, b.ID, "", sqlstore.MaxBatchItemsPage+5); err != nil || len(probe) != sqlstore.MaxBatchItemsPage+1 {
+		t.Fatalf("a page one over the default: %d items, %v", len(probe), err)
+	}
 	if len(all) != 2500 {
 		t.Fatalf("%d items", len(all))
 	}
