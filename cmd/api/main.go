@@ -43,10 +43,12 @@ import (
 // Config is everything cmd/api reads from the environment.
 type Config struct {
 	config.Base
-	HTTPAddr        string        `env:"HTTP_ADDR" envDefault:":8080"`
-	MaxTextChars    int           `env:"MAX_TEXT_CHARS" envDefault:"20000"`
-	MaxBodyBytes    int64         `env:"MAX_BODY_BYTES" envDefault:"1048576"`
-	ShutdownTimeout time.Duration `env:"HTTP_SHUTDOWN_TIMEOUT" envDefault:"30s"`
+	HTTPAddr     string `env:"HTTP_ADDR" envDefault:":8080"`
+	MaxTextChars int    `env:"MAX_TEXT_CHARS" envDefault:"20000"`
+	MaxBodyBytes int64  `env:"MAX_BODY_BYTES" envDefault:"1048576"`
+	// MaxBatchBodyBytes bounds POST /api/batches (up to 10,000 items).
+	MaxBatchBodyBytes int64         `env:"MAX_BATCH_BODY_BYTES" envDefault:"33554432"`
+	ShutdownTimeout   time.Duration `env:"HTTP_SHUTDOWN_TIMEOUT" envDefault:"30s"`
 	// SpeechTimeout bounds the synchronous OpenAI-compatible endpoint's
 	// wait for its job (504 and the job canceled after it).
 	SpeechTimeout time.Duration `env:"SPEECH_TIMEOUT" envDefault:"120s"`
@@ -71,6 +73,9 @@ func (c *Config) Validate() error {
 	}
 	if min := int64(c.MaxTextChars)*4 + 4096; c.MaxBodyBytes < min {
 		return fmt.Errorf("MAX_BODY_BYTES: must be at least %d for MAX_TEXT_CHARS=%d", min, c.MaxTextChars)
+	}
+	if c.MaxBatchBodyBytes < c.MaxBodyBytes || c.MaxBatchBodyBytes > 1<<30 {
+		return fmt.Errorf("MAX_BATCH_BODY_BYTES: must be from MAX_BODY_BYTES to 1 GiB")
 	}
 	if c.SpeechTimeout < time.Second || c.SpeechTimeout > time.Hour {
 		return fmt.Errorf("SPEECH_TIMEOUT: must be from 1s to 1h")
@@ -180,8 +185,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	api := httpapi.New(httpapi.Config{
 		Jobs: svc, Logger: log, MaxBodyBytes: c.MaxBodyBytes, Mode: mode,
 		Metrics: metrics.NewHTTP(m.Registry), MetricsHandler: promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}),
-		SpeechTimeout: c.SpeechTimeout,
-		Checks:        checks(db, rdb, objects, engine, registry),
+		SpeechTimeout: c.SpeechTimeout, MaxBatchBodyBytes: c.MaxBatchBodyBytes,
+		Checks: checks(db, rdb, objects, engine, registry),
 	})
 
 	m.ln, err = net.Listen("tcp", c.HTTPAddr)

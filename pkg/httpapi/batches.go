@@ -25,10 +25,10 @@ type Batches interface {
 	WriteBatchArchive(ctx context.Context, id string, w io.Writer) error
 }
 
-// maxBatchBodyBytes bounds a batch body: 10,000 items of a few hundred
+// defaultBatchBodyBytes bounds a batch body by default: 10,000 items of a few hundred
 // characters each. The global BodyLimit (Config.MaxBodyBytes) applies first
 // until the server exempts /api/batches from it.
-const maxBatchBodyBytes = 32 << 20
+const defaultBatchBodyBytes = 32 << 20
 
 // batchPoll is how often a batch event stream reads the batch's counts.
 const batchPoll = 500 * time.Millisecond
@@ -71,7 +71,7 @@ type batchItemBody struct {
 
 func (h *batchHandlers) submit(c echo.Context) error {
 	r := c.Request()
-	r.Body = http.MaxBytesReader(c.Response(), r.Body, maxBatchBodyBytes)
+	r.Body = http.MaxBytesReader(c.Response(), r.Body, h.s.cfg.MaxBatchBodyBytes)
 	var body batchBody
 	if err := decodeJSON(c, &body); err != nil {
 		return err

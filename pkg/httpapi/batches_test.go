@@ -487,3 +487,30 @@ func TestBatchBadInput(t *testing.T) {
 		}
 	}
 }
+
+// TestBatchBodyLargerThanTheAPILimit: a lesson may exceed MAX_BODY_BYTES
+// (1 MiB by default; the test stack uses 16 KiB); batches have their own
+// bound.
+func TestBatchBodyLargerThanTheAPILimit(t *testing.T) {
+	s := newStack(t, false)
+	var b strings.Builder
+	b.WriteString(`{"format":"wav","items":[`)
+	for i := 0; i < 300; i++ {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, `{"key":"line-%04d","text":"%s"}`, i, strings.Repeat("Listen and repeat. ", 10))
+	}
+	b.WriteString(`]}`)
+	if b.Len() < 32<<10 {
+		t.Fatalf("body only %d bytes", b.Len())
+	}
+	r := s.do(t, "POST", "/api/batches", jsonCT, b.String())
+	if r.status != 202 {
+		t.Fatalf("large batch: %d %s", r.status, r.body)
+	}
+	// The single-job endpoint keeps its own, smaller bound.
+	if r := s.do(t, "POST", "/api/tts", jsonCT, `{"text":"`+strings.Repeat("a", 40<<10)+`"}`); r.status != 413 {
+		t.Fatalf("single job over the API limit: %d", r.status)
+	}
+}

@@ -55,6 +55,8 @@ type Config struct {
 	// set, is served at GET /metrics.
 	Metrics        *metrics.HTTP
 	MetricsHandler http.Handler
+	// MaxBatchBodyBytes bounds POST /api/batches bodies; default 32 MiB.
+	MaxBatchBodyBytes int64
 	// SpeechTimeout bounds how long POST /v1/audio/speech waits for its
 	// job before answering 504 and canceling it; default 120 s.
 	SpeechTimeout time.Duration
@@ -73,6 +75,9 @@ func New(cfg Config) *Server {
 	}
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = 1 << 20
+	}
+	if cfg.MaxBatchBodyBytes <= 0 {
+		cfg.MaxBatchBodyBytes = defaultBatchBodyBytes
 	}
 	if cfg.SpeechTimeout <= 0 {
 		cfg.SpeechTimeout = defaultSpeechTimeout
@@ -98,7 +103,14 @@ func New(cfg Config) *Server {
 	s := &Server{e: e, cfg: cfg}
 	// Applied with Use, not on a Group: Echo v4 gives a group with
 	// middleware a catch-all route that turns 405 into 404.
-	e.Use(middleware.BodyLimit(strconv.FormatInt(cfg.MaxBodyBytes, 10) + "B"))
+	// Batches have their own, larger bound (MaxBatchBodyBytes, applied by
+	// their handler).
+	e.Use(middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{
+		Limit: strconv.FormatInt(cfg.MaxBodyBytes, 10) + "B",
+		Skipper: func(c echo.Context) bool {
+			return c.Request().Method == http.MethodPost && c.Request().URL.Path == "/api/batches"
+		},
+	}))
 	api := e.Group("/api")
 	api.POST("/tts", s.submit)
 	api.GET("/jobs", s.list)
