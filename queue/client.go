@@ -47,6 +47,19 @@ func (c *Client) EnqueueWebhook(ctx context.Context, jobID string) error {
 	return nil
 }
 
+// EnqueueBatchWebhook queues the delivery of a batch's completion; once per
+// batch.
+func (c *Client) EnqueueBatchWebhook(ctx context.Context, batchID string) error {
+	t, err := NewBatchWebhookTask(batchID)
+	if err != nil {
+		return tts.Wrap(tts.EINTERNAL, err, "could not build webhook task")
+	}
+	if _, err = c.client.EnqueueContext(ctx, t); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+		return tts.Wrap(tts.EUNAVAILABLE, err, "the job queue is unavailable")
+	}
+	return nil
+}
+
 // TaskState returns the state of the job's task in asynq ("pending",
 // "active", "scheduled", "retry", "archived", "completed") or "" when asynq
 // has no task for it.

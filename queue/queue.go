@@ -107,14 +107,44 @@ func ParseSynthesize(payload []byte) (SynthesizePayload, error) {
 	return p, nil
 }
 
+// WebhookPayload is the body of a TypeWebhook task: a job's terminal event,
+// or (BatchID set) a batch's completion.
+type WebhookPayload struct {
+	Version int    `json:"v"`
+	JobID   string `json:"job_id,omitempty"`
+	BatchID string `json:"batch_id,omitempty"`
+}
+
 // NewWebhookTask returns the delivery task of job's terminal event. Its
 // task id is derived from the job, so a job is delivered once however often
 // its end is reported.
 func NewWebhookTask(jobID string) (*asynq.Task, error) {
-	b, err := json.Marshal(SynthesizePayload{Version: PayloadVersion, JobID: jobID})
+	return webhookTask(WebhookPayload{Version: PayloadVersion, JobID: jobID}, "webhook:"+jobID)
+}
+
+// NewBatchWebhookTask returns the delivery task of a batch's completion,
+// once per batch.
+func NewBatchWebhookTask(batchID string) (*asynq.Task, error) {
+	return webhookTask(WebhookPayload{Version: PayloadVersion, BatchID: batchID}, "webhook:batch:"+batchID)
+}
+
+func webhookTask(p WebhookPayload, taskID string) (*asynq.Task, error) {
+	b, err := json.Marshal(p)
 	if err != nil {
 		return nil, err
 	}
-	return asynq.NewTask(TypeWebhook, b, asynq.TaskID("webhook:"+jobID), asynq.Queue(QueueWebhooks),
+	return asynq.NewTask(TypeWebhook, b, asynq.TaskID(taskID), asynq.Queue(QueueWebhooks),
 		asynq.MaxRetry(WebhookMaxRetry), asynq.Timeout(time.Minute), asynq.Retention(24*time.Hour)), nil
+}
+
+// ParseWebhook decodes a TypeWebhook payload (EINVALID when malformed).
+func ParseWebhook(payload []byte) (WebhookPayload, error) {
+	var p WebhookPayload
+	if err := json.Unmarshal(payload, &p); err != nil {
+		return p, tts.Wrap(tts.EINVALID, err, "queue: malformed webhook payload")
+	}
+	if p.Version != PayloadVersion || (p.JobID == "") == (p.BatchID == "") {
+		return p, tts.Errorf(tts.EINVALID, "queue: webhook payload needs exactly one of job_id and batch_id (version %d)", p.Version)
+	}
+	return p, nil
 }

@@ -111,3 +111,30 @@ func TestCallbackURLValidation(t *testing.T) {
 		}
 	}
 }
+
+func TestBatchWebhookOnCompletion(t *testing.T) {
+	s := newStack(t, true)
+	rv := &receiver{}
+	hook := httptest.NewServer(rv)
+	defer hook.Close()
+	r := s.do(t, "POST", "/api/batches", jsonCT, `{"format":"wav","callback_url":"`+hook.URL+`","items":[
+		{"key":"a","text":"One."},{"key":"b","text":"Two."},{"key":"c","text":"Three."}]}`)
+	if r.status != 202 {
+		t.Fatalf("batch: %d %s", r.status, r.body)
+	}
+	id := r.json(t)["id"].(string)
+	calls := rv.waitFor(t, 1)
+	time.Sleep(500 * time.Millisecond) // a second delivery would show up here
+	rv.mu.Lock()
+	n := len(rv.calls)
+	rv.mu.Unlock()
+	var e map[string]any
+	if n != 1 || calls[0].id != "batch:"+id+":completed" || json.Unmarshal(calls[0].body, &e) != nil {
+		t.Fatalf("%d deliveries, first %+v", n, calls[0])
+	}
+	if e["type"] != "batch.completed" || e["status"] != "completed" || e["items"].(float64) != 3 ||
+		e["counts"].(map[string]any)["succeeded"].(float64) != 3 ||
+		webhook.Verify([]byte(webhookSecret), calls[0].sig, calls[0].body, time.Now(), time.Minute) != nil {
+		t.Fatalf("batch event %s", calls[0].body)
+	}
+}

@@ -190,7 +190,13 @@ func (s *Service) CancelBatch(ctx context.Context, id string) (*tts.Batch, error
 		}
 		after = page[len(page)-1].Job.ID
 	}
-	return store.FindBatch(ctx, id)
+	b, err = store.FindBatch(ctx, id)
+	if err == nil && b.CallbackURL != "" && b.Done() && s.webhooks {
+		if err := s.queue.EnqueueBatchWebhook(ctx, b.ID); err != nil {
+			s.log.Error("could not queue the webhook of a canceled batch", "batch_id", b.ID, "err", err)
+		}
+	}
+	return b, err
 }
 
 // ManifestEntry describes one item in a batch archive's manifest.json.

@@ -40,6 +40,9 @@ func (q *recordingQueue) Enqueue(_ context.Context, j *tts.Job) error {
 // the lead); batches never call it.
 func (q *recordingQueue) EnqueueWebhook(context.Context, string) error { return nil }
 
+// EnqueueBatchWebhook satisfies the batch side of jobs.Queue.
+func (q *recordingQueue) EnqueueBatchWebhook(context.Context, string) error { return nil }
+
 func (q *recordingQueue) CancelProcessing(context.Context, *tts.Job) error { return nil }
 
 func (q *recordingQueue) DeleteTask(_ context.Context, j *tts.Job) error {

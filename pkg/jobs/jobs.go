@@ -32,6 +32,8 @@ type Queue interface {
 	DeleteTask(ctx context.Context, job *tts.Job) error
 	// EnqueueWebhook queues the delivery of a finished job's event.
 	EnqueueWebhook(ctx context.Context, jobID string) error
+	// EnqueueBatchWebhook queues the delivery of a finished batch's event.
+	EnqueueBatchWebhook(ctx context.Context, batchID string) error
 }
 
 // EventBus carries job events between the API replicas and the workers.

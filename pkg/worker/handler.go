@@ -100,6 +100,7 @@ func (h *Handler) publishState(ctx context.Context, id string) {
 			h.Logger.Error("could not queue the webhook of a finished job", "job_id", j.ID, "err", err)
 		}
 	}
+	notifyBatch(dctx, h.Store, h.Webhooks, h.Logger, j)
 }
 
 // count records a job outcome when metrics are on.

@@ -148,4 +148,5 @@ func (r *Reconciler) publish(ctx context.Context, id string) {
 			r.Logger.Error("could not queue the webhook of a finished job", "job_id", id, "err", err)
 		}
 	}
+	notifyBatch(ctx, r.Store, r.Webhooks, r.Logger, j)
 }
