@@ -329,7 +329,9 @@ func (b *batchConfig) item(ctx context.Context, c *client, want manifestItem, pr
 	req := ttsRequest{Text: want.Text, Voice: want.Voice, Speed: &speed, Format: want.Format, Queue: b.queue}
 	base := b.name + ":" + want.Key
 	key := base
-	if prev != nil && prev.sameRequest(&want) && prev.IdempotencyKey != "" {
+	// An earlier run of this batch may have found that the item needs a
+	// key of its own; a new -name starts afresh.
+	if prev != nil && prev.sameRequest(&want) && strings.HasPrefix(prev.IdempotencyKey, base+":") {
 		key = prev.IdempotencyKey
 	}
 	j, _, err := c.submit(ctx, req, key)
@@ -379,8 +381,10 @@ func (b *batchConfig) item(ctx context.Context, c *client, want manifestItem, pr
 	r.Bytes, r.DurationSeconds = j.Audio.Bytes, j.Audio.DurationSeconds
 	file := fileName(&want)
 	path := filepath.Join(b.dir, file)
-	// A complete file from an earlier run whose manifest was lost.
-	if fi, err := os.Stat(path); err != nil || !fi.Mode().IsRegular() || fi.Size() != j.Audio.Bytes {
+	// The file is this job's when the manifest says so and the size is
+	// right; otherwise it is downloaded again (a size alone proves nothing:
+	// constant-bitrate audio of two texts may have the same).
+	if !(prev != nil && prev.JobID == j.ID && prev.File == file && fileSize(path) == j.Audio.Bytes) {
 		err := writeFileAtomic(path, func(w io.Writer) error {
 			n, err := c.download(ctx, j.ID, w)
 			if err == nil {
@@ -399,6 +403,15 @@ func (b *batchConfig) item(ctx context.Context, c *client, want manifestItem, pr
 	}
 	r.File = file
 	return r
+}
+
+// fileSize returns the size of the regular file at path, or -1.
+func fileSize(path string) int64 {
+	fi, err := os.Stat(path)
+	if err != nil || !fi.Mode().IsRegular() {
+		return -1
+	}
+	return fi.Size()
 }
 
 // requestHash names a request in an Idempotency-Key.
@@ -436,10 +449,18 @@ func (b *batchConfig) report(ctx, runCtx context.Context, a *app, results []item
 	if failed > 0 {
 		summary += fmt.Sprintf(", %d failed (see the manifest's error fields)", failed)
 	}
+	retryable := false
+	for i := range results {
+		retryable = retryable || results[i].Status == statusFailed || results[i].Status == statusCanceled
+	}
 	if unfinished > 0 {
 		summary += fmt.Sprintf(", %d not finished", unfinished)
 	}
 	fmt.Fprintf(a.stderr, "ttsctl: batch %s: %s\n", b.name, summary)
+	if retryable {
+		// The same Idempotency-Keys would only replay the failed jobs.
+		fmt.Fprintf(a.stderr, "ttsctl: to try failed or canceled items again, run the batch with a new -name (complete items are kept)\n")
+	}
 	fmt.Fprintln(a.stdout, manifestPath)
 	cause := context.Cause(runCtx)
 	switch {

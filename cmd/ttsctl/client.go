@@ -373,7 +373,6 @@ func (c *client) newRequest(ctx context.Context, method, path string, body []byt
 	for k, v := range h {
 		req.Header[k] = v
 	}
-	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", "ttsctl")
 	if c.key != "" {
 		req.Header.Set("Authorization", "Bearer "+c.key)
@@ -411,6 +410,7 @@ func (c *client) once(parent context.Context, method, path string, body []byte, 
 	if err != nil {
 		return nil, err
 	}
+	req.Header.Set("Accept", "application/json")
 	res, err := c.http.Do(req)
 	if err != nil {
 		return nil, c.transportError(parent, ctx, err)

@@ -1,3 +1,5 @@
+//go:build unix
+
 package main
 
 import (
@@ -696,7 +698,53 @@ func TestInterrupt(t *testing.T) {
 		}
 		// The jobs were left to run.
 		if n := len(srv.allJobs(t, statusQueued)); n != 2 {
-			t.Errorf("%d jobs queued, want 2", n)
+			t.Fatalf("%d jobs queued, want 2", n)
+		}
+
+		// Canceled meanwhile: a re-run replays the canceled jobs, says how
+		// to try them again and submits the next items.
+		out, _ := c.must(t, exitOK, "cancel", q[0].ID, q[1].ID)
+		if out != q[0].ID+" canceled\n"+q[1].ID+" canceled\n" {
+			t.Errorf("cancel: %q", out)
+		}
+		p = start(t, c.bin, work, map[string]string{"KOKORO_TTS_URL": srv.base}, "", "batch", "-parallel", "2", "wait.txt")
+		waitQueued(t, 2)
+		if err := p.cmd.Process.Signal(os.Interrupt); err != nil {
+			t.Fatal(err)
+		}
+		if code := p.wait(t); code != exitInterrupted {
+			t.Fatalf("exit %d", code)
+		}
+		_, errOut = p.output()
+		for _, want := range []string{"001: canceled", "002: canceled", "6 items: 0 succeeded, 2 failed", "4 not finished",
+			"run the batch with a new -name"} {
+			if !strings.Contains(errOut, want) {
+				t.Errorf("stderr lacks %q: %s", want, errOut)
+			}
+		}
+		m = readManifestFile(t, filepath.Join(work, "wait"))
+		var states []string
+		for _, it := range m.Items {
+			states = append(states, it.Status)
+		}
+		if got := strings.Join(states, " "); got != "canceled canceled queued queued pending pending" {
+			t.Errorf("states %s", got)
+		}
+
+		// A new name submits the canceled items again; -wait gives up on
+		// jobs that cannot finish (no worker) and leaves them queued.
+		_, errOut = c.must(t, exitJob, "batch", "-name", "wait-again", "-wait", "300ms", "wait.txt")
+		if !strings.Contains(errOut, "-wait is over") {
+			t.Errorf("stderr %q", errOut)
+		}
+		m2 := readManifestFile(t, filepath.Join(work, "wait"))
+		for i, it := range m2.Items {
+			switch {
+			case it.Status == statusPending && it.JobID == "":
+			case it.Status == statusQueued && it.JobID != "" && it.JobID != m.Items[i].JobID && it.IdempotencyKey == "wait-again:"+it.Key:
+			default:
+				t.Errorf("item %+v", it)
+			}
 		}
 	})
 }

@@ -37,6 +37,12 @@ func runSay(ctx context.Context, a *app, args []string) int {
 	if *wait < 0 {
 		return a.fail(usageErrorf("-wait must not be negative"))
 	}
+	if *out != "" && *out != "-" {
+		// Before the server does any work for a file that cannot be written.
+		if fi, err := os.Stat(filepath.Dir(*out)); err != nil || !fi.IsDir() {
+			return a.fail(usageErrorf("-o %s: the folder %s does not exist", *out, filepath.Dir(*out)))
+		}
+	}
 	c, err := a.client()
 	if err != nil {
 		return a.fail(err)
