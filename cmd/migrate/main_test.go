@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -58,7 +59,7 @@ func TestMigrateThenCheck(t *testing.T) {
 	}
 	recs := jsonLogs(t, stderr)
 	if len(recs) != 1 || recs[0]["msg"] != "database migrated" || recs[0]["database"] != path ||
-		!slices.Equal(toInts(recs[0]["applied"]), []int{1}) || recs[0]["schema_version"] != float64(sqlstore.SchemaVersion) {
+		!slices.Equal(toInts(recs[0]["applied"]), allVersions()) || recs[0]["schema_version"] != float64(sqlstore.SchemaVersion) {
 		t.Fatalf("migrate logged %v", recs)
 	}
 
@@ -93,7 +94,7 @@ func TestCheckBehind(t *testing.T) {
 	}
 	db.Close()
 	code, _, stderr := runMigrate(t, map[string]string{"DATABASE_URL": "sqlite:" + path}, "-check")
-	want := `database is not migrated (schema version 0, want 1): run \"migrate\" (go run ./cmd/migrate)`
+	want := fmt.Sprintf(`database is not migrated (schema version 0, want %d): run \"migrate\" (go run ./cmd/migrate)`, sqlstore.SchemaVersion)
 	if code != 1 || !strings.Contains(stderr, want) || !strings.Contains(stderr, "level=ERROR") {
 		t.Fatalf("-check on an empty database: exit %d, stderr %s; want %s", code, stderr, want)
 	}
@@ -145,7 +146,7 @@ func TestBadConfiguration(t *testing.T) {
 
 func TestFlags(t *testing.T) {
 	code, stdout, _ := runMigrate(t, nil, "-version")
-	if code != 0 || !strings.Contains(stdout, "schema version 1") {
+	if code != 0 || !strings.Contains(stdout, fmt.Sprintf("schema version %d", sqlstore.SchemaVersion)) {
 		t.Fatalf("-version: exit %d, %q", code, stdout)
 	}
 	if code, _, _ := runMigrate(t, nil, "-nope"); code != 2 {
@@ -173,4 +174,13 @@ func TestConfigVariables(t *testing.T) {
 	if !slices.Equal(keys, want) {
 		t.Fatalf("variables %v, want %v", keys, want)
 	}
+}
+
+// allVersions lists every migration version, 1 to SchemaVersion.
+func allVersions() []int {
+	var v []int
+	for i := 1; i <= sqlstore.SchemaVersion; i++ {
+		v = append(v, i)
+	}
+	return v
 }
