@@ -184,16 +184,34 @@ func (e *Encoder) Check(ctx context.Context) (string, error) {
 	return CheckFFmpeg(ctx, e.ffmpeg)
 }
 
-// Encode writes p to w in format f. PCM at a rate other than tts.SampleRate
-// is resampled first, so the output is always 24 kHz mono. Errors: EINVALID
+// Encode writes p to w in format f at 24 kHz with the configured bitrate
+// (EncodeWith with no options).
+func (e *Encoder) Encode(ctx context.Context, p tts.PCM, f tts.Format, w io.Writer) (Result, error) {
+	return e.EncodeWith(ctx, p, f, tts.EncodeOptions{}, w)
+}
+
+// EncodeWith writes p to w in format f, at opts.SampleRate (default 24 kHz)
+// and opts.BitrateKbps (default the configured one; mp3, opus and aac only),
+// both checked by tts.EncodeOptions.Check. PCM at another rate than the
+// output's is resampled first. Errors: EINVALID
 // for an unknown format, an invalid sample rate or no samples; ECANCELED
 // (wrapping ctx.Err()) when ctx ends first; anything else (ffmpeg failed, w
 // failed) is an internal error. On error w may have received part of the
 // output.
-func (e *Encoder) Encode(ctx context.Context, p tts.PCM, f tts.Format, w io.Writer) (Result, error) {
+func (e *Encoder) EncodeWith(ctx context.Context, p tts.PCM, f tts.Format, opts tts.EncodeOptions, w io.Writer) (Result, error) {
 	c, ok := e.codecs[f]
 	if !ok {
 		return Result{}, tts.Errorf(tts.EINVALID, "format: %q is not supported", string(f))
+	}
+	if err := opts.Check(f); err != nil {
+		return Result{}, err
+	}
+	rate := tts.SampleRate
+	if opts.SampleRate != 0 {
+		rate = opts.SampleRate
+	}
+	if opts.BitrateKbps != 0 && c.ffmpegArgs != nil {
+		c.ffmpegArgs = withBitrate(c.ffmpegArgs, opts.BitrateKbps)
 	}
 	if p.SampleRate <= 0 {
 		return Result{}, tts.Errorf(tts.EINVALID, "audio: invalid sample rate %d", p.SampleRate)
@@ -204,9 +222,9 @@ func (e *Encoder) Encode(ctx context.Context, p tts.PCM, f tts.Format, w io.Writ
 	if err := ctx.Err(); err != nil {
 		return Result{}, canceled(err)
 	}
-	if p.SampleRate != tts.SampleRate {
+	if p.SampleRate != rate {
 		var err error
-		if p, err = Resample(p, tts.SampleRate); err != nil {
+		if p, err = Resample(p, rate); err != nil {
 			return Result{}, err
 		}
 	}
@@ -240,6 +258,17 @@ func (e *Encoder) Encode(ctx context.Context, p tts.PCM, f tts.Format, w io.Writ
 		return res, fmt.Errorf("audio: encode %s: %w", f, err)
 	}
 	return res, nil
+}
+
+// withBitrate returns args with the value after "-b:a" replaced.
+func withBitrate(args []string, kbps int) []string {
+	out := append([]string(nil), args...)
+	for i := 0; i+1 < len(out); i++ {
+		if out[i] == "-b:a" {
+			out[i+1] = strconv.Itoa(kbps) + "k"
+		}
+	}
+	return out
 }
 
 // EncodeBytes is Encode into memory.

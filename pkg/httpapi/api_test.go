@@ -422,3 +422,36 @@ func TestIdenticalRequestsHitTheCache(t *testing.T) {
 		t.Fatalf("cached audio differs: %d %d bytes", len(a.body), len(b.body))
 	}
 }
+
+func TestBitrateAndSampleRateOptions(t *testing.T) {
+	s := newStack(t, true)
+	for _, c := range []struct {
+		body  string
+		codec string
+		rate  int
+	}{
+		{`{"text":"Options.","format":"mp3","sample_rate":44100,"bitrate_kbps":128}`, "mp3", 44100},
+		{`{"text":"Options.","format":"wav","sample_rate":16000}`, "pcm_s16le", 16000},
+		{`{"text":"Options.","format":"flac","sample_rate":48000}`, "flac", 48000},
+	} {
+		r := s.do(t, "POST", "/api/tts", jsonCT, c.body)
+		if r.status != 202 {
+			t.Fatalf("%s: %d %s", c.body, r.status, r.body)
+		}
+		job := s.waitTerminal(t, r.json(t)["id"].(string))
+		if job["status"] != "succeeded" {
+			t.Fatalf("%s: %v", c.body, job)
+		}
+		a := s.do(t, "GET", "/api/jobs/"+job["id"].(string)+"/audio", "", "")
+		p, err := audio.ProbeBytes(context.Background(), "ffprobe", a.body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Codec != c.codec || p.SampleRate != c.rate || p.DurationSeconds < 0.05 {
+			t.Fatalf("%s: probe %+v", c.body, p)
+		}
+	}
+	if r := s.do(t, "POST", "/api/tts", jsonCT, `{"text":"x","format":"wav","bitrate_kbps":64}`); r.status != 422 {
+		t.Fatalf("bitrate for wav: %d", r.status)
+	}
+}

@@ -52,6 +52,8 @@ type submitBody struct {
 	Queue  string   `json:"queue"`
 	// CallbackURL receives the terminal event (webhook).
 	CallbackURL string `json:"callback_url"`
+	BitrateKbps *int   `json:"bitrate_kbps"`
+	SampleRate  *int   `json:"sample_rate"`
 }
 
 // decodeJSON reads a JSON body strictly: JSON content type, valid UTF-8,
@@ -123,6 +125,7 @@ func (s *Server) submit(c echo.Context) error {
 	key := c.Request().Header.Get("Idempotency-Key")
 	job, created, err := s.cfg.Jobs.Submit(c.Request().Context(), tts.Request{
 		Text: *b.Text, Voice: b.Voice, Speed: b.Speed, Format: b.Format, Queue: b.Queue, CallbackURL: b.CallbackURL,
+		BitrateKbps: b.BitrateKbps, SampleRate: b.SampleRate,
 	}, key)
 	if err != nil {
 		return err

@@ -14,6 +14,8 @@ type jobView struct {
 	Speed           float64    `json:"speed"`
 	Format          string     `json:"format"`
 	Queue           string     `json:"queue"`
+	BitrateKbps     int        `json:"bitrate_kbps,omitempty"`
+	SampleRate      int        `json:"sample_rate,omitempty"`
 	Characters      int        `json:"characters"`
 	Attempts        int        `json:"attempts"`
 	CancelRequested bool       `json:"cancel_requested,omitempty"`
@@ -52,6 +54,7 @@ func viewOf(j *tts.Job) jobView {
 	v := jobView{
 		ID: j.ID, Status: string(j.Status), Voice: j.Voice, Speed: j.Speed, Format: string(j.Format), Queue: j.Queue,
 		Characters: j.Characters(), Attempts: j.Attempts, CancelRequested: j.CancelRequested && !j.Status.Terminal(),
+		BitrateKbps: j.Options.BitrateKbps, SampleRate: j.Options.SampleRate,
 		Error: j.Error, CallbackURL: j.CallbackURL, Engine: j.Engine, Device: j.Device, CreatedAt: j.CreatedAt.UTC(),
 		StartedAt: utc(j.StartedAt), FinishedAt: utc(j.FinishedAt),
 		Links: links{Self: jobPath(j.ID), Audio: jobPath(j.ID) + "/audio"},

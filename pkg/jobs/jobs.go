@@ -137,7 +137,7 @@ func (s *Service) Submit(ctx context.Context, req tts.Request, idempotencyKey st
 		ID: id.String(), Status: tts.StatusQueued, Text: v.Text, Voice: v.Voice, Speed: v.Speed,
 		Format: v.Format, Queue: v.Queue, MaxAttempts: queue.MaxRetry + 1,
 		IdempotencyKey: idempotencyKey, RequestHash: requestHash(v), CreatedAt: now, UpdatedAt: now,
-		CallbackURL: v.CallbackURL,
+		CallbackURL: v.CallbackURL, Options: v.Options,
 	}
 	existing, created, err := s.store.CreateJob(ctx, job)
 	if err != nil {

@@ -26,7 +26,7 @@ var _ tts.JobStore = (*DB)(nil)
 const jobColumns = `id, status, text, voice, speed, format, queue, attempts, max_attempts, error,
 cancel_requested, idempotency_key, request_hash, audio_key, audio_content_type, audio_bytes,
 audio_duration, engine, device, created_at, started_at, finished_at, updated_at, cache_key, cache_hit,
-batch_id, callback_url`
+batch_id, callback_url, bitrate_kbps, sample_rate`
 
 // liveStatuses is the SQL list of non-terminal states. jobs_live_updated_at
 // is a partial index on the same expression.
@@ -61,6 +61,8 @@ type jobRow struct {
 	CacheHit         int             `db:"cache_hit"`
 	BatchID          sql.NullString  `db:"batch_id"`
 	CallbackURL      sql.NullString  `db:"callback_url"`
+	BitrateKbps      int             `db:"bitrate_kbps"`
+	SampleRate       int             `db:"sample_rate"`
 }
 
 func (r *jobRow) job() *tts.Job {
@@ -82,6 +84,7 @@ func (r *jobRow) job() *tts.Job {
 		Device:          r.Device,
 		BatchID:         r.BatchID.String,
 		CallbackURL:     r.CallbackURL.String,
+		Options:         tts.EncodeOptions{BitrateKbps: r.BitrateKbps, SampleRate: r.SampleRate},
 		CreatedAt:       fromMillis(r.CreatedAt),
 		StartedAt:       fromNullMillis(r.StartedAt),
 		FinishedAt:      fromNullMillis(r.FinishedAt),
@@ -164,12 +167,13 @@ func (s *DB) CreateJob(ctx context.Context, job *tts.Job) (*tts.Job, bool, error
 		var r jobRow
 		err := s.db.GetContext(ctx, &r, `INSERT INTO jobs (
 			id, status, text, voice, speed, format, queue, attempts, max_attempts,
-			idempotency_key, request_hash, created_at, updated_at, batch_id, callback_url
-		) VALUES (?, 'queued', ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?)
+			idempotency_key, request_hash, created_at, updated_at, batch_id, callback_url, bitrate_kbps, sample_rate
+		) VALUES (?, 'queued', ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (idempotency_key) DO NOTHING
 		RETURNING `+jobColumns,
 			id, job.Text, job.Voice, job.Speed, string(job.Format), job.Queue, job.MaxAttempts,
-			nullString(job.IdempotencyKey), job.RequestHash, created, now, nullString(job.BatchID), nullString(job.CallbackURL))
+			nullString(job.IdempotencyKey), job.RequestHash, created, now, nullString(job.BatchID), nullString(job.CallbackURL),
+			job.Options.BitrateKbps, job.Options.SampleRate)
 		if err == nil {
 			return r.job(), true, nil
 		} else if isUniqueViolation(err) {

@@ -13,7 +13,7 @@ import (
 
 // SchemaVersion is the schema version this code reads and writes: the number
 // of the last embedded migration.
-const SchemaVersion = 4
+const SchemaVersion = 5
 
 //go:embed migrations/*.sql
 var migrationFiles embed.FS

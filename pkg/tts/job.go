@@ -7,6 +7,7 @@ package tts
 
 import (
 	"math"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -109,6 +110,65 @@ func (f Format) Valid() bool {
 	return false
 }
 
+// EncodeOptions are a job's optional encoding settings; zero values mean
+// the defaults (24 kHz, the deployment's bitrate for the format).
+type EncodeOptions struct {
+	BitrateKbps int // mp3, opus and aac only
+	SampleRate  int // Hz
+}
+
+// sampleRates are the output sample rates a request may ask for.
+var sampleRates = []int{8000, 16000, 22050, 24000, 32000, 44100, 48000}
+
+// mpeg2Bitrates and mpeg1Bitrates are the bitrates MP3 can carry below and
+// from 32 kHz.
+var (
+	mpeg2Bitrates = []int{8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160}
+	mpeg1Bitrates = []int{32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320}
+)
+
+// Check validates o for format f. Errors are EINVALID and name the field
+// and the allowed values.
+func (o EncodeOptions) Check(f Format) error {
+	rate := o.SampleRate
+	if rate != 0 {
+		allowed := sampleRates
+		if f == FormatOpus {
+			allowed = []int{8000, 16000, 24000, 48000} // what libopus takes
+		}
+		if !slices.Contains(allowed, rate) {
+			return Errorf(EINVALID, "sample_rate: must be one of %v for %s", allowed, f)
+		}
+	} else {
+		rate = SampleRate
+	}
+	if o.BitrateKbps == 0 {
+		return nil
+	}
+	switch f {
+	case FormatMP3:
+		allowed := mpeg2Bitrates
+		if rate >= 32000 {
+			allowed = mpeg1Bitrates
+		}
+		if !slices.Contains(allowed, o.BitrateKbps) {
+			return Errorf(EINVALID, "bitrate_kbps: must be one of %v for mp3 at %d Hz", allowed, rate)
+		}
+	case FormatOpus:
+		if o.BitrateKbps < 6 || o.BitrateKbps > 256 {
+			return Errorf(EINVALID, "bitrate_kbps: must be from 6 to 256 for opus")
+		}
+	case FormatAAC:
+		// AAC-LC carries at most 6144 bits in a 1024-sample frame.
+		if max := 6 * rate / 1000; o.BitrateKbps < 8 || o.BitrateKbps > max {
+			return Errorf(EINVALID, "bitrate_kbps: must be from 8 to %d for aac at %d Hz", max, rate)
+		}
+	default:
+		return Errorf(EINVALID, "bitrate_kbps: only mp3, opus and aac take a bitrate (%s is lossless or raw)", f)
+	}
+	return nil
+}
+
 // Audio describes a job's stored audio.
 type Audio struct {
 	Key             string  // storage key
@@ -139,6 +199,7 @@ type Job struct {
 	IdempotencyKey  string
 	RequestHash     string // hash of the request, to detect a reused idempotency key
 	Audio           *Audio // set once succeeded
+	Options         EncodeOptions
 	BatchID         string // the batch the job belongs to, if any
 	CallbackURL     string // where the terminal event is POSTed (webhook), if any
 	Engine          string // engine that produced the audio, e.g. "espeak-ng"
@@ -174,6 +235,8 @@ type Request struct {
 	// CallbackURL receives the job's terminal event (checked by the
 	// service, which knows whether webhooks are enabled).
 	CallbackURL string
+	BitrateKbps *int
+	SampleRate  *int
 }
 
 // Limits bounds what a request may ask for.
@@ -190,6 +253,7 @@ type Validated struct {
 	Format      Format
 	Queue       string
 	CallbackURL string
+	Options     EncodeOptions
 }
 
 // Validate applies defaults and checks every field. It returns an EINVALID
@@ -231,6 +295,21 @@ func (r Request) Validate(l Limits) (Validated, error) {
 	}
 	if !v.Format.Valid() {
 		return v, Errorf(EINVALID, "format: must be one of %s", formatList())
+	}
+	if r.BitrateKbps != nil {
+		if *r.BitrateKbps <= 0 {
+			return v, Errorf(EINVALID, "bitrate_kbps: must be a positive number")
+		}
+		v.Options.BitrateKbps = *r.BitrateKbps
+	}
+	if r.SampleRate != nil {
+		if *r.SampleRate <= 0 {
+			return v, Errorf(EINVALID, "sample_rate: must be a positive number")
+		}
+		v.Options.SampleRate = *r.SampleRate
+	}
+	if err := v.Options.Check(v.Format); err != nil {
+		return v, err
 	}
 	switch v.Queue {
 	case "":

@@ -8,6 +8,7 @@ import (
 )
 
 func ptr(f float64) *float64 { return &f }
+func iptr(n int) *int        { return &n }
 
 func TestRequestValidate(t *testing.T) {
 	voices := NewVoiceSet(Catalogue())
@@ -39,6 +40,18 @@ func TestRequestValidate(t *testing.T) {
 		{"format unknown", Request{Text: "Hi", Format: "ogg"}, EINVALID, `format: must be one of "mp3", "wav"`},
 		{"format case", Request{Text: "Hi", Format: "WAV"}, "", ""},
 		{"queue unknown", Request{Text: "Hi", Queue: "urgent"}, EINVALID, "queue"},
+		{"mp3 44.1k 128k", Request{Text: "Hi", SampleRate: iptr(44100), BitrateKbps: iptr(128)}, "", ""},
+		{"mp3 24k 128k", Request{Text: "Hi", BitrateKbps: iptr(128)}, "", ""},
+		{"mp3 24k 320k", Request{Text: "Hi", BitrateKbps: iptr(320)}, EINVALID, "bitrate_kbps: must be one of"},
+		{"mp3 48k 320k", Request{Text: "Hi", SampleRate: iptr(48000), BitrateKbps: iptr(320)}, "", ""},
+		{"odd sample rate", Request{Text: "Hi", SampleRate: iptr(12345)}, EINVALID, "sample_rate: must be one of"},
+		{"opus 44.1k", Request{Text: "Hi", Format: "opus", SampleRate: iptr(44100)}, EINVALID, "sample_rate"},
+		{"opus 300k", Request{Text: "Hi", Format: "opus", BitrateKbps: iptr(300)}, EINVALID, "6 to 256"},
+		{"aac 24k 200k", Request{Text: "Hi", Format: "aac", BitrateKbps: iptr(200)}, EINVALID, "8 to 144"},
+		{"aac 48k 200k", Request{Text: "Hi", Format: "aac", SampleRate: iptr(48000), BitrateKbps: iptr(200)}, "", ""},
+		{"flac bitrate", Request{Text: "Hi", Format: "flac", BitrateKbps: iptr(64)}, EINVALID, "lossless"},
+		{"negative bitrate", Request{Text: "Hi", BitrateKbps: iptr(-5)}, EINVALID, "positive"},
+		{"wav 16k", Request{Text: "Hi", Format: "wav", SampleRate: iptr(16000)}, "", ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

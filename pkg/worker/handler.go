@@ -28,7 +28,7 @@ import (
 
 // Encoder encodes PCM into a file format.
 type Encoder interface {
-	Encode(ctx context.Context, pcm tts.PCM, f tts.Format, w io.Writer) (audio.Result, error)
+	EncodeWith(ctx context.Context, pcm tts.PCM, f tts.Format, opts tts.EncodeOptions, w io.Writer) (audio.Result, error)
 }
 
 // Handler processes TypeSynthesize tasks. It is idempotent: a job that is
@@ -257,7 +257,7 @@ func (h *Handler) run(ctx context.Context, job *tts.Job, attempt int) (tts.Audio
 		}
 	}
 	var buf bytes.Buffer
-	res, err := h.Encoder.Encode(ctx, pcm, job.Format, &buf)
+	res, err := h.Encoder.EncodeWith(ctx, pcm, job.Format, job.Options, &buf)
 	if err != nil {
 		return tts.Audio{}, stageError("encoding", err)
 	}
@@ -338,7 +338,8 @@ func CacheKey(engine tts.Synthesizer, job *tts.Job, salt string) string {
 	}
 	h := sha256.New()
 	for _, part := range []string{"v1", info.Name, info.Model, info.Version, voice,
-		strconv.FormatFloat(job.Speed, 'f', 3, 64), string(job.Format), strings.Join(strings.Fields(job.Text), " "), salt} {
+		strconv.FormatFloat(job.Speed, 'f', 3, 64), string(job.Format), strings.Join(strings.Fields(job.Text), " "), salt,
+		strconv.Itoa(job.Options.BitrateKbps), strconv.Itoa(job.Options.SampleRate)} {
 		h.Write([]byte(part))
 		h.Write([]byte{0})
 	}
