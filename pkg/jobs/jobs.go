@@ -155,6 +155,9 @@ func (s *Service) Submit(ctx context.Context, req tts.Request, idempotencyKey st
 		return existing, false, nil
 	}
 	job = existing // the stored row, as later reads will show it
+	// Published before the enqueue, so that it always precedes the worker's
+	// first event.
+	s.publish(ctx, events.FromJob(job))
 	if err := s.queue.Enqueue(ctx, job); err != nil {
 		// Not accepted: take the row back so a retry with the same
 		// Idempotency-Key starts afresh and nothing runs behind the
@@ -164,7 +167,6 @@ func (s *Service) Submit(ctx context.Context, req tts.Request, idempotencyKey st
 		}
 		return nil, false, err
 	}
-	s.publish(ctx, events.FromJob(job))
 	return job, true, nil
 }
 
