@@ -135,6 +135,9 @@ func (f *flacFixup) rewrite(meta []byte) ([]byte, error) {
 		if i == 0 && (typ != flacStreamInfo || size != flacStreamInfoSize) {
 			return nil, fmt.Errorf("first block is type %d of %d bytes, not STREAMINFO", typ, size)
 		}
+		if i > 0 && typ == flacStreamInfo {
+			return nil, errors.New("a second STREAMINFO block")
+		}
 		if typ == flacPadding {
 			continue
 		}
