@@ -52,7 +52,7 @@ func TestMain(m *testing.M) {
 func slow(t *testing.T) {
 	t.Helper()
 	if os.Getenv("FAULTS_SLOW") != "1" {
-		t.Skip("slow fault scenario: set FAULTS_SLOW=1 (make test-faults-slow) to run it")
+		t.Skip("slow fault scenario: run with FAULTS_SLOW=1 go test ./internal/faults")
 	}
 }
 
