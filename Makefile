@@ -2,7 +2,7 @@
 .DEFAULT_GOAL := help
 BIN ?= bin
 
-.PHONY: help run test test-short bench bench-gpu lint build model fixtures clean
+.PHONY: help run test test-short test-faults bench bench-gpu lint build model fixtures clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -15,6 +15,9 @@ test: ## the full test suite: installs what it needs, vet, gofmt, go test -race,
 
 test-short: ## go test without the race detector or fuzzing (quick local loop)
 	go test -count=1 ./...
+
+test-faults: ## the fault scenarios with real processes, including the slow ones (RELIABILITY.md)
+	FAULTS_SLOW=1 go test -count=1 -v ./internal/faults
 
 bench: ## the pipeline and component benchmarks recorded in BENCHMARKS.md
 	go test -run '^$$' -bench . -benchtime 3s ./internal/pipelinebench

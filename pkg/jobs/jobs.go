@@ -175,7 +175,11 @@ func (s *Service) publish(ctx context.Context, e events.Event) {
 	if s.events == nil {
 		return
 	}
-	if err := s.events.Publish(context.WithoutCancel(ctx), e); err != nil {
+	// A short deadline: a lost event costs little (subscribers read the
+	// row), a slow Redis must not hold up the request.
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+	defer cancel()
+	if err := s.events.Publish(pctx, e); err != nil {
 		s.log.Warn("publishing a job event failed", "job_id", e.JobID, "type", e.Type, "err", err)
 	}
 }
