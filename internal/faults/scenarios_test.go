@@ -146,7 +146,9 @@ func TestSIGTERMRequeuesJob(t *testing.T) {
 	s.startWorker(nil)
 	final := checkInvariants(t, s, 60*time.Second)
 	t.Logf("next worker finished the job %s after it started", time.Since(began).Round(10*time.Millisecond))
-	if j := final[id]; j["status"] != "succeeded" || j["attempts"].(float64) != 2 {
+	// The interrupted attempt is given back when the handler gets to it
+	// before the process exits (attempts 1), otherwise it counts (2).
+	if j := final[id]; j["status"] != "succeeded" || (j["attempts"].(float64) != 1 && j["attempts"].(float64) != 2) {
 		t.Fatalf("requeued job: %v", j)
 	}
 }

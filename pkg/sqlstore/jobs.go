@@ -429,6 +429,16 @@ func (s *DB) RequeueJob(ctx context.Context, id string) error {
 	return conflict(j, 0)
 }
 
+// ReleaseAttempt returns a job running attempt `attempt` to queued with
+// attempts decremented (an attempt cut short by a shutdown does not count).
+// ECONFLICT when the job is not running that attempt, ENOTFOUND.
+func (s *DB) ReleaseAttempt(ctx context.Context, id string, attempt int) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE jobs SET status = 'queued', attempts = attempts - 1, updated_at = ?
+		WHERE id = ? AND status = 'running' AND attempts = ?`,
+		s.nowMillis(), id, attempt)
+	return s.checkUpdated(ctx, res, err, id, attempt, "release attempt")
+}
+
 // StaleJobs returns live jobs (queued or running) last updated before
 // `before`, least recently updated first, for the reconciler. limit
 // defaults to DefaultStaleLimit and is capped at MaxStaleLimit.

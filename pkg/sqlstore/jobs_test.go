@@ -768,3 +768,29 @@ func BenchmarkStartCompleteJob(b *testing.B) {
 		}
 	}
 }
+
+func TestReleaseAttempt(t *testing.T) {
+	s, _ := newStore(t)
+	ctx := context.Background()
+	j := create(t, s, newJob("Interrupted by a deploy."))
+	a, err := s.StartAttempt(ctx, j.ID, "e", "cpu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ReleaseAttempt(ctx, j.ID, a+1); tts.ErrorCode(err) != tts.ECONFLICT {
+		t.Fatalf("releasing another attempt: %v", err)
+	}
+	if err := s.ReleaseAttempt(ctx, j.ID, a); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := s.FindJob(ctx, j.ID)
+	if got.Status != tts.StatusQueued || got.Attempts != 0 {
+		t.Fatalf("after release: %s attempts=%d", got.Status, got.Attempts)
+	}
+	if err := s.ReleaseAttempt(ctx, j.ID, a); tts.ErrorCode(err) != tts.ECONFLICT {
+		t.Fatalf("releasing twice: %v", err)
+	}
+	if err := s.ReleaseAttempt(ctx, "0192d6a4-0000-7000-8000-0000000000ff", 1); tts.ErrorCode(err) != tts.ENOTFOUND {
+		t.Fatalf("unknown job: %v", err)
+	}
+}

@@ -63,6 +63,13 @@ type JobStore interface {
 	// RequeueJob returns a running job to queued (its worker was lost).
 	RequeueJob(ctx context.Context, id string) error
 
+	// ReleaseAttempt gives back an attempt that was interrupted by a
+	// shutdown, not by the job: if the job is still running attempt
+	// `attempt`, it goes back to queued with that attempt uncounted, so
+	// deploys never push a job toward quarantine. ECONFLICT otherwise (a
+	// newer attempt owns it, or it ended), ENOTFOUND.
+	ReleaseAttempt(ctx context.Context, id string, attempt int) error
+
 	// StaleJobs returns live jobs (queued or running) last updated before t,
 	// oldest first, for the reconciler.
 	StaleJobs(ctx context.Context, before time.Time, limit int) ([]*Job, error)

@@ -366,6 +366,11 @@ func (h *Handler) fail(ctx, runCtx context.Context, log *slog.Logger, job *tts.J
 		// is not touched here: a new attempt may already own it.
 		log.Warn("attempt interrupted; the task goes back to the queue", "err", err)
 		h.count("interrupted")
+		// The interruption is not the job's fault: give the attempt back
+		// (conditional on it, so a newer attempt is never touched).
+		if rerr := h.Store.ReleaseAttempt(dctx, job.ID, attempt); rerr != nil && tts.ErrorCode(rerr) != tts.ECONFLICT {
+			log.Warn("could not give the interrupted attempt back", "err", rerr)
+		}
 		return err
 	}
 	retried, maxRetry := d.Retried, d.MaxRetry

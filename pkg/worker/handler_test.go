@@ -233,15 +233,15 @@ func TestShutdownDuringSynthesisDoesNotUpload(t *testing.T) {
 	if _, err := r.objects.Stat(context.Background(), worker.AudioKey(job)); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("uploaded after ctx was done: %v", err)
 	}
-	if j := r.job(t, job.ID); j.Status.Terminal() {
-		t.Fatalf("an interrupted job must stay live, is %s", j.Status)
+	if j := r.job(t, job.ID); j.Status != tts.StatusQueued || j.Attempts != 0 {
+		t.Fatalf("an interrupted attempt must be given back: %s attempts=%d", j.Status, j.Attempts)
 	}
 	// The next delivery finishes it.
 	r.h.Engine = tone.New(tone.Config{})
 	if err := r.process(t, context.Background(), job, 1); err != nil {
 		t.Fatal(err)
 	}
-	if j := r.job(t, job.ID); j.Status != tts.StatusSucceeded || j.Attempts != 2 {
+	if j := r.job(t, job.ID); j.Status != tts.StatusSucceeded || j.Attempts != 1 {
 		t.Fatalf("after redelivery: %s attempts=%d", j.Status, j.Attempts)
 	}
 }
