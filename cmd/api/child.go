@@ -46,7 +46,7 @@ func (m *Main) startChildWorker(ctx context.Context, redisURL string) error {
 		"DATA_DIR="+m.Config.DataDir,
 		// The embedded queue starts empty: hand the worker every live job
 		// the database holds at once.
-		"RECONCILE_STALE_AFTER=1s",
+		"RECONCILE_STALE_AFTER=10s",
 		"RECONCILE_INTERVAL=5s",
 		"REDIS_EVICTION_CHECK=warn",
 	)

@@ -223,7 +223,7 @@ func (m *Main) startWorker(ctx context.Context, db *sqlstore.DB, objects storage
 	m.worker = worker.NewServer(worker.Config{
 		Redis: redisOpt, Concurrency: c.Worker.Concurrency,
 		ShutdownTimeout: c.Worker.ShutdownTimeout, TaskCheckInterval: c.Worker.TaskCheckInterval,
-		ReconcileInterval: c.Worker.ReconcileInterval, StaleAfter: time.Second,
+		ReconcileInterval: c.Worker.ReconcileInterval, StaleAfter: c.Worker.ReconcileStaleAfter,
 		Webhooks: m.webhookHandler(db),
 		Logger:   m.Logger.With("component", "worker"),
 	}, h, q, registry)
@@ -232,7 +232,7 @@ func (m *Main) startWorker(ctx context.Context, db *sqlstore.DB, objects storage
 	}
 	// The queue was empty at start: hand it every job the database still
 	// holds as live (the previous run's queue was in memory).
-	if n, err := m.worker.Reconciler().Pass(ctx); err != nil {
+	if n, err := m.worker.Reconciler().PassAll(ctx); err != nil {
 		m.Logger.Warn("re-queueing live jobs failed", "err", err)
 	} else if n > 0 {
 		m.Logger.Info("re-queued live jobs from the database", "jobs", n)

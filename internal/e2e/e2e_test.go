@@ -297,7 +297,7 @@ func TestServiceMode(t *testing.T) {
 		"DATA_DIR": data, "DATABASE_URL": "sqlite:" + filepath.Join(data, "service.db"), "REDIS_URL": redis.URL,
 		"S3_ENDPOINT": minio.Endpoint, "S3_ACCESS_KEY": minio.AccessKey, "S3_SECRET_KEY": minio.SecretKey,
 		"S3_BUCKET": "tts-e2e", "HTTP_ADDR": "127.0.0.1:" + port, "LOG_FORMAT": "json",
-		"WORKER_TASK_CHECK_INTERVAL": "50ms", "RECONCILE_INTERVAL": "1s", "RECONCILE_STALE_AFTER": "1s",
+		"WORKER_TASK_CHECK_INTERVAL": "50ms", "RECONCILE_INTERVAL": "1s", "RECONCILE_STALE_AFTER": "2s",
 		"METRICS_ADDR": "127.0.0.1:0",
 	}
 

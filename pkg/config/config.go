@@ -216,8 +216,8 @@ func (w *Worker) Validate() error {
 	if w.ReconcileInterval < time.Second {
 		return fmt.Errorf("RECONCILE_INTERVAL: must be at least 1s")
 	}
-	if w.ReconcileStaleAfter < time.Second {
-		return fmt.Errorf("RECONCILE_STALE_AFTER: must be at least 1s")
+	if w.ReconcileStaleAfter < 2*time.Second {
+		return fmt.Errorf("RECONCILE_STALE_AFTER: must be at least 2s (running jobs send a heartbeat every second)")
 	}
 	switch w.MP3Bitrate {
 	case 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160:

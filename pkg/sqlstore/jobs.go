@@ -429,6 +429,21 @@ func (s *DB) RequeueJob(ctx context.Context, id string) error {
 	return conflict(j, 0)
 }
 
+// Heartbeat touches a job running attempt `attempt` and returns its cancel
+// flag. ECONFLICT when it is not running that attempt, ENOTFOUND.
+func (s *DB) Heartbeat(ctx context.Context, id string, attempt int) (bool, error) {
+	var cancel int
+	err := s.db.QueryRowContext(ctx, `UPDATE jobs SET updated_at = ?
+		WHERE id = ? AND status = 'running' AND attempts = ?
+		RETURNING cancel_requested`, s.nowMillis(), id, attempt).Scan(&cancel)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, s.whyNot(ctx, id, attempt)
+	} else if err != nil {
+		return false, dbError(err, "heartbeat")
+	}
+	return cancel != 0, nil
+}
+
 // ReleaseAttempt returns a job running attempt `attempt` to queued with
 // attempts decremented (an attempt cut short by a shutdown does not count).
 // ECONFLICT when the job is not running that attempt, ENOTFOUND.

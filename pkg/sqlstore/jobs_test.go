@@ -794,3 +794,31 @@ func TestReleaseAttempt(t *testing.T) {
 		t.Fatalf("unknown job: %v", err)
 	}
 }
+
+func TestHeartbeat(t *testing.T) {
+	s, clock := newStore(t)
+	ctx := context.Background()
+	j := create(t, s, newJob("Still working."))
+	a, err := s.StartAttempt(ctx, j.ID, "e", "cpu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, _ := s.FindJob(ctx, j.ID)
+	clock.Advance(5 * time.Second)
+	if c, err := s.Heartbeat(ctx, j.ID, a); err != nil || c {
+		t.Fatalf("heartbeat: %v %v", c, err)
+	}
+	after, _ := s.FindJob(ctx, j.ID)
+	if !after.UpdatedAt.After(before.UpdatedAt) {
+		t.Fatal("heartbeat did not touch the row")
+	}
+	if _, err := s.RequestCancel(ctx, j.ID); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := s.Heartbeat(ctx, j.ID, a); err != nil || !c {
+		t.Fatalf("heartbeat after cancel request: %v %v", c, err)
+	}
+	if _, err := s.Heartbeat(ctx, j.ID, a+1); tts.ErrorCode(err) != tts.ECONFLICT {
+		t.Fatalf("heartbeat of another attempt: %v", err)
+	}
+}

@@ -38,6 +38,12 @@ type JobStore interface {
 	// when it does not exist.
 	StartAttempt(ctx context.Context, id string, engine, device string) (attempt int, err error)
 
+	// Heartbeat records that attempt `attempt` is still running (the
+	// reconciler leaves a running job alone while its heartbeats are
+	// fresh) and reports whether cancel was requested. ECONFLICT when the
+	// job is no longer running that attempt.
+	Heartbeat(ctx context.Context, id string, attempt int) (cancelRequested bool, err error)
+
 	// CompleteJob marks the job succeeded with its audio, only if it is still
 	// running attempt `attempt` (ECONFLICT otherwise).
 	CompleteJob(ctx context.Context, id string, attempt int, audio Audio) error

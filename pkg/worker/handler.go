@@ -110,7 +110,10 @@ func (h *Handler) count(outcome string) {
 	}
 }
 
-var errUserCanceled = errors.New("job canceled by the user")
+var (
+	errUserCanceled = errors.New("job canceled by the user")
+	errSuperseded   = errors.New("a newer attempt owns the job")
+)
 
 // AudioKey returns the storage key of a job's audio.
 func AudioKey(job *tts.Job) string {
@@ -195,7 +198,7 @@ func (h *Handler) Process(ctx context.Context, jobID string, d Delivery) error {
 	h.publish(ctx, events.Progress(job.ID, 0, 1))
 	runCtx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
-	go h.watchCancel(runCtx, job.ID, stop)
+	go h.watch(runCtx, job.ID, attempt, stop)
 
 	started := time.Now()
 	result, err := h.run(runCtx, job, attempt)
@@ -354,7 +357,7 @@ func (h *Handler) fail(ctx, runCtx context.Context, log *slog.Logger, job *tts.J
 	if errors.Is(context.Cause(runCtx), errUserCanceled) || h.cancelRequested(dctx, job.ID) {
 		return h.cancel(dctx, log, job.ID)
 	}
-	if tts.ErrorCode(err) == tts.ECONFLICT {
+	if tts.ErrorCode(err) == tts.ECONFLICT || errors.Is(context.Cause(runCtx), errSuperseded) {
 		// Another attempt owns the job now (duplicate delivery).
 		log.Warn("attempt superseded; leaving the job to the newer attempt", "err", err)
 		h.count("superseded")
@@ -425,8 +428,10 @@ func (h *Handler) failure(err error) {
 	h.Metrics.Failures.WithLabelValues(stage).Inc()
 }
 
-// watchCancel polls the job's cancel flag and cancels ctx when it is set.
-func (h *Handler) watchCancel(ctx context.Context, id string, stop context.CancelCauseFunc) {
+// watch sends the attempt's heartbeat every CancelPoll (so the reconciler
+// knows a worker still runs it) and stops the attempt when the user asked
+// to cancel, or when a newer attempt owns the job.
+func (h *Handler) watch(ctx context.Context, id string, attempt int, stop context.CancelCauseFunc) {
 	every := h.CancelPoll
 	if every <= 0 {
 		every = time.Second
@@ -438,8 +443,13 @@ func (h *Handler) watchCancel(ctx context.Context, id string, stop context.Cance
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if h.cancelRequested(ctx, id) {
+			canceled, err := h.Store.Heartbeat(ctx, id, attempt)
+			switch {
+			case canceled:
 				stop(errUserCanceled)
+				return
+			case tts.ErrorCode(err) == tts.ECONFLICT:
+				stop(errSuperseded)
 				return
 			}
 		}

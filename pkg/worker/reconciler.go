@@ -55,12 +55,25 @@ func (r *Reconciler) Run(ctx context.Context) {
 }
 
 // Pass checks the stale live jobs once and returns how many it repaired.
+// A running job stays fresh while its worker sends heartbeats, so
+// StaleAfter must exceed the handler's heartbeat interval (1 s) with room.
 func (r *Reconciler) Pass(ctx context.Context) (int, error) {
 	stale := r.StaleAfter
 	if stale <= 0 {
 		stale = time.Minute
 	}
-	jobs, err := r.Store.StaleJobs(ctx, time.Now().Add(-stale), 5000)
+	return r.pass(ctx, time.Now().Add(-stale))
+}
+
+// PassAll checks every live job however recently it changed: for a start
+// when no worker of this queue can be running yet (embedded mode, whose
+// in-memory queue starts empty).
+func (r *Reconciler) PassAll(ctx context.Context) (int, error) {
+	return r.pass(ctx, time.Now().Add(time.Second))
+}
+
+func (r *Reconciler) pass(ctx context.Context, before time.Time) (int, error) {
+	jobs, err := r.Store.StaleJobs(ctx, before, 5000)
 	if err != nil {
 		return 0, err
 	}
