@@ -48,8 +48,28 @@ type stack struct {
 	newWorker func() *worker.Server
 }
 
+// stackOptions vary the test stack: the engine (default the tone engine),
+// the worker's concurrency (0: no worker) and the API's body limit.
+type stackOptions struct {
+	engine       tts.Synthesizer
+	concurrency  int
+	maxBodyBytes int64
+}
+
 func newStack(t *testing.T, withWorker bool) *stack {
 	t.Helper()
+	o := stackOptions{maxBodyBytes: 16 << 10}
+	if withWorker {
+		o.concurrency = 2
+	}
+	return newStackWith(t, o)
+}
+
+func newStackWith(t *testing.T, o stackOptions) *stack {
+	t.Helper()
+	if o.engine == nil {
+		o.engine = tone.New(tone.Config{})
+	}
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	db, err := sqlstore.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "db.sqlite"), sqlstore.Options{})
@@ -73,21 +93,21 @@ func newStack(t *testing.T, withWorker bool) *stack {
 	bus := events.NewRedis(rdb)
 	svc := jobs.New(jobs.Config{Store: db, Queue: q, Objects: objects, MaxTextChars: 1000, Events: bus, Logger: log,
 		Webhooks: true, AllowPrivateCallbacks: allowPrivateCallbacks})
-	api := httpapi.New(httpapi.Config{Jobs: svc, Logger: log, MaxBodyBytes: 16 << 10, Mode: "test",
+	api := httpapi.New(httpapi.Config{Jobs: svc, Logger: log, MaxBodyBytes: o.maxBodyBytes, Mode: "test",
 		Checks: []httpapi.Check{{Name: "database", Check: func(ctx context.Context) (any, error) { return nil, db.Ping(ctx) }}}})
 	s := &stack{srv: httptest.NewServer(api), db: db, redis: r}
 	t.Cleanup(s.srv.Close)
-	if withWorker {
+	if o.concurrency > 0 {
 		testsvc.Require(t, "ffmpeg", "ffmpeg")
 		enc, err := audio.NewEncoder(audio.Config{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		h := &worker.Handler{Store: db, Engine: tone.New(tone.Config{}), Encoder: enc, Objects: objects, Logger: log,
+		h := &worker.Handler{Store: db, Engine: o.engine, Encoder: enc, Objects: objects, Logger: log,
 			CancelPoll: 50 * time.Millisecond, Events: bus, Cache: true, Locks: fleet.NewLocks(rdb), Webhooks: q}
 		hooks := &worker.WebhookHandler{Store: db, Sender: webhook.NewSender(webhookSecret, 5*time.Second, true), Logger: log}
 		s.newWorker = func() *worker.Server {
-			return worker.NewServer(worker.Config{Redis: opt, Concurrency: 2, ShutdownTimeout: 5 * time.Second,
+			return worker.NewServer(worker.Config{Redis: opt, Concurrency: o.concurrency, ShutdownTimeout: 5 * time.Second,
 				TaskCheckInterval: 20 * time.Millisecond, Logger: log, Webhooks: hooks}, h, q, nil)
 		}
 		s.restartWorker(t)

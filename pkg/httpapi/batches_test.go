@@ -7,28 +7,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
-	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/hibiken/asynq"
-	"github.com/redis/go-redis/v9"
-
-	"github.com/kokorotts/kokoro-tts/internal/testsvc"
 	"github.com/kokorotts/kokoro-tts/pkg/audio"
-	"github.com/kokorotts/kokoro-tts/pkg/events"
-	"github.com/kokorotts/kokoro-tts/pkg/fleet"
-	"github.com/kokorotts/kokoro-tts/pkg/httpapi"
 	"github.com/kokorotts/kokoro-tts/pkg/jobs"
-	"github.com/kokorotts/kokoro-tts/pkg/sqlstore"
 	"github.com/kokorotts/kokoro-tts/pkg/tone"
 	"github.com/kokorotts/kokoro-tts/pkg/tts"
-	"github.com/kokorotts/kokoro-tts/pkg/worker"
-	"github.com/kokorotts/kokoro-tts/queue"
-	"github.com/kokorotts/kokoro-tts/storage/disk"
 )
 
 // failMarker makes markerFailEngine refuse a text.
@@ -50,47 +36,7 @@ func (e markerFailEngine) Synthesize(ctx context.Context, req tts.SynthesisReque
 // given and a worker of the given concurrency (none when 0).
 func newBatchStack(t *testing.T, engine tts.Synthesizer, concurrency int) *stack {
 	t.Helper()
-	ctx := context.Background()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	db, err := sqlstore.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "db.sqlite"), sqlstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if _, err := db.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	objects, err := disk.New(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := testsvc.Redis(t)
-	opt, _ := asynq.ParseRedisURI(r.URL)
-	q := queue.NewClient(opt)
-	t.Cleanup(func() { q.Close() })
-	rdb := redis.NewClient(&redis.Options{Addr: r.Addr})
-	t.Cleanup(func() { rdb.Close() })
-	bus := events.NewRedis(rdb)
-	svc := jobs.New(jobs.Config{Store: db, Queue: q, Objects: objects, MaxTextChars: 1000, Events: bus, Logger: log})
-	api := httpapi.New(httpapi.Config{Jobs: svc, Logger: log, Mode: "test"})
-	s := &stack{srv: httptest.NewServer(api), db: db, redis: r}
-	t.Cleanup(s.srv.Close)
-	if concurrency > 0 {
-		testsvc.Require(t, "ffmpeg", "ffmpeg")
-		enc, err := audio.NewEncoder(audio.Config{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		h := &worker.Handler{Store: db, Engine: engine, Encoder: enc, Objects: objects, Logger: log,
-			CancelPoll: 50 * time.Millisecond, Events: bus, Cache: true, Locks: fleet.NewLocks(rdb)}
-		s.worker = worker.NewServer(worker.Config{Redis: opt, Concurrency: concurrency, ShutdownTimeout: 5 * time.Second,
-			TaskCheckInterval: 20 * time.Millisecond, Logger: log}, h, q, nil)
-		if err := s.worker.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(s.worker.Shutdown)
-	}
-	return s
+	return newStackWith(t, stackOptions{engine: engine, concurrency: concurrency})
 }
 
 type itemBody struct {
