@@ -43,7 +43,9 @@ import (
 // Config is everything cmd/api reads from the environment.
 type Config struct {
 	config.Base
-	HTTPAddr     string `env:"HTTP_ADDR" envDefault:":8080"`
+	// HTTPAddr defaults to :8080 with authentication on and to
+	// 127.0.0.1:8080 when the API runs open (see defaultAddr).
+	HTTPAddr     string `env:"HTTP_ADDR"`
 	MaxTextChars int    `env:"MAX_TEXT_CHARS" envDefault:"20000"`
 	MaxBodyBytes int64  `env:"MAX_BODY_BYTES" envDefault:"1048576"`
 	// MaxBatchBodyBytes bounds POST /api/batches (up to 10,000 items).
@@ -61,6 +63,8 @@ type Config struct {
 	// WorkerBin is the worker binary for that child; default "worker"
 	// beside the api binary, then on PATH.
 	WorkerBin string `env:"WORKER_BIN"`
+	// Auth configures authentication and per-account limits.
+	Auth AuthConfig
 }
 
 // Validate checks the configuration and names the offending variable.
@@ -82,6 +86,12 @@ func (c *Config) Validate() error {
 	}
 	if c.ShutdownTimeout < time.Second {
 		return fmt.Errorf("HTTP_SHUTDOWN_TIMEOUT: must be at least 1s")
+	}
+	if err := c.Auth.validate(c.Embedded()); err != nil {
+		return err
+	}
+	if c.HTTPAddr == "" {
+		c.HTTPAddr = c.defaultAddr()
 	}
 	if c.Embedded() {
 		return c.Worker.Validate()
@@ -182,12 +192,21 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		PresignAudio: c.S3.PresignTTL, Events: bus, Logger: log,
 		Webhooks: c.Webhooks.Enabled(), AllowPrivateCallbacks: c.Webhooks.AllowPrivate,
 	})
-	api := httpapi.New(httpapi.Config{
+	apiCfg := httpapi.Config{
 		Jobs: svc, Logger: log, MaxBodyBytes: c.MaxBodyBytes, Mode: mode,
 		Metrics: metrics.NewHTTP(m.Registry), MetricsHandler: promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}),
 		SpeechTimeout: c.SpeechTimeout, MaxBatchBodyBytes: c.MaxBatchBodyBytes,
 		Checks: checks(db, rdb, objects, engine, registry),
-	})
+		Fleet:  fleetView(q.Inspector(), registry),
+		Web:    webHandler(),
+	}
+	if err := m.setupAuth(ctx, db, rdb, &apiCfg); err != nil {
+		return err
+	}
+	ui := queuesUI(redisOpt, c.Auth.QueuesUIReadOnly)
+	m.closers = append(m.closers, ui.Close)
+	apiCfg.QueuesUI = ui
+	api := httpapi.New(apiCfg)
 
 	m.ln, err = net.Listen("tcp", c.HTTPAddr)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
@@ -81,7 +82,18 @@ func (h *batchHandlers) submit(c echo.Context) error {
 	for i, it := range body.Items {
 		req.Items[i] = tts.BatchItemRequest{Key: it.Key, Text: it.Text, Voice: it.Voice, Speed: it.Speed, Format: it.Format}
 	}
+	chars := 0
+	for _, it := range req.Items {
+		chars += utf8.RuneCountInString(it.Text)
+	}
+	refund, err := h.s.charge(r.Context(), chars)
+	if err != nil {
+		return err
+	}
 	batch, created, err := h.b.SubmitBatch(r.Context(), req, r.Header.Get("Idempotency-Key"))
+	if err != nil || !created {
+		refund()
+	}
 	var be *tts.BatchError
 	if errors.As(err, &be) {
 		return h.itemErrors(c, be)

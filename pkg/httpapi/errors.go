@@ -3,11 +3,14 @@ package httpapi
 import (
 	"errors"
 	"log/slog"
+	"math"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/kokorotts/kokoro-tts/pkg/auth"
 	"github.com/kokorotts/kokoro-tts/pkg/tts"
 )
 
@@ -40,6 +43,12 @@ func statusOf(code string) int {
 		return http.StatusConflict
 	case tts.EUNAVAILABLE:
 		return http.StatusServiceUnavailable
+	case auth.EUNAUTHORIZED:
+		return http.StatusUnauthorized
+	case auth.EFORBIDDEN:
+		return http.StatusForbidden
+	case auth.ERATELIMITED:
+		return http.StatusTooManyRequests
 	}
 	return http.StatusInternalServerError
 }
@@ -104,6 +113,13 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 		}
 		if status == http.StatusServiceUnavailable {
 			c.Response().Header().Set("Retry-After", "5")
+		}
+		var le *auth.LimitError
+		if errors.As(err, &le) {
+			c.Response().Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(le.RetryAfter.Seconds()))))
+		}
+		if status == http.StatusUnauthorized {
+			c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="kokoro-tts"`)
 		}
 		if status == http.StatusConflict && detail.Code == tts.ENOTREADY {
 			c.Response().Header().Set("Retry-After", "1")

@@ -123,10 +123,17 @@ func (s *Server) submit(c echo.Context) error {
 		return tts.Errorf(tts.EINVALID, "text: is required (1 to %d characters)", s.cfg.Jobs.MaxTextChars())
 	}
 	key := c.Request().Header.Get("Idempotency-Key")
+	refund, err := s.charge(c.Request().Context(), utf8.RuneCountInString(*b.Text))
+	if err != nil {
+		return err
+	}
 	job, created, err := s.cfg.Jobs.Submit(c.Request().Context(), tts.Request{
 		Text: *b.Text, Voice: b.Voice, Speed: b.Speed, Format: b.Format, Queue: b.Queue, CallbackURL: b.CallbackURL,
 		BitrateKbps: b.BitrateKbps, SampleRate: b.SampleRate,
 	}, key)
+	if err != nil || !created {
+		refund()
+	}
 	if err != nil {
 		return err
 	}
@@ -207,6 +214,7 @@ func (s *Server) voices(c echo.Context) error {
 type healthView struct {
 	Status string                 `json:"status"` // "ok" or "unavailable"
 	Mode   string                 `json:"mode,omitempty"`
+	Auth   string                 `json:"auth"` // "jwt" (log in first) or "open" (development)
 	Checks map[string]checkResult `json:"checks"`
 }
 
@@ -220,7 +228,10 @@ type checkResult struct {
 func (s *Server) health(c echo.Context) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), 3*time.Second)
 	defer cancel()
-	out := healthView{Status: "ok", Mode: s.cfg.Mode, Checks: map[string]checkResult{}}
+	out := healthView{Status: "ok", Mode: s.cfg.Mode, Auth: "open", Checks: map[string]checkResult{}}
+	if s.cfg.Auth != nil {
+		out.Auth = "jwt"
+	}
 	type result struct {
 		name string
 		r    checkResult

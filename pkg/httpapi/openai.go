@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
@@ -200,10 +201,15 @@ func (s *Server) speech(c echo.Context) error {
 		mappedTo = voice
 	}
 	ctx := c.Request().Context()
+	refund, err := s.charge(ctx, utf8.RuneCountInString(*req.Input))
+	if err != nil {
+		return err
+	}
 	job, _, err := s.cfg.Jobs.Submit(ctx, tts.Request{
 		Text: *req.Input, Voice: voice, Speed: req.Speed, Format: req.ResponseFormat, Queue: tts.QueueInteractive,
 	}, "")
 	if err != nil {
+		refund()
 		return openAIFieldNames(err, req.Voice, mappedTo)
 	}
 	reqID := c.Response().Header().Get(echo.HeaderXRequestID)

@@ -14,6 +14,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
+	"github.com/kokorotts/kokoro-tts/pkg/auth"
 	"github.com/kokorotts/kokoro-tts/pkg/events"
 	"github.com/kokorotts/kokoro-tts/pkg/jobs"
 	"github.com/kokorotts/kokoro-tts/pkg/metrics"
@@ -60,6 +61,22 @@ type Config struct {
 	// SpeechTimeout bounds how long POST /v1/audio/speech waits for its
 	// job before answering 504 and canceling it; default 120 s.
 	SpeechTimeout time.Duration
+
+	// Auth, when set, closes the API: every route but the health check,
+	// logging in and the static page needs a token or an API key. Nil runs
+	// the API open (development), every caller acting as the operator.
+	Auth *auth.Service
+	// Accounts is the account store (required with Auth).
+	Accounts tts.AccountStore
+	// Limiter applies per-account rate limits and quotas (nil: none).
+	Limiter *auth.Limiter
+	// Fleet feeds the admin dashboard's overview.
+	Fleet Fleet
+	// Web serves the page at / and the dashboard at /admin (pkg/web);
+	// QueuesUI is asynq's dashboard, mounted at /admin/queues. Both are
+	// optional.
+	Web      http.Handler
+	QueuesUI http.Handler
 }
 
 // Server is the API's HTTP handler.
@@ -85,6 +102,10 @@ func New(cfg Config) *Server {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = errorHandler(cfg.Logger)
+	// X-Forwarded-For is believed only from loopback and private
+	// addresses (the reverse proxy), so that clients cannot pick the
+	// address their login attempts are counted against.
+	e.IPExtractor = echo.ExtractIPFromXFFHeader()
 	e.Use(requestID)
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{
 		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
@@ -101,6 +122,7 @@ func New(cfg Config) *Server {
 		ReferrerPolicy: "no-referrer",
 	}))
 	s := &Server{e: e, cfg: cfg}
+	e.Use(s.authenticate)
 	// Applied with Use, not on a Group: Echo v4 gives a group with
 	// middleware a catch-all route that turns 405 into 404.
 	// Batches have their own, larger bound (MaxBatchBodyBytes, applied by
@@ -122,10 +144,15 @@ func New(cfg Config) *Server {
 	api.GET("/health", s.health)
 	api.GET("/jobs/:id/events", s.jobEvents)
 	s.routesBatches(api)
+	s.routesAuth(api)
+	s.routesAdmin(api)
 	s.routesOpenAI(e.Group("/v1"))
 	if cfg.MetricsHandler != nil {
-		e.GET("/metrics", echo.WrapHandler(cfg.MetricsHandler))
+		// Behind authentication like the rest: scrape it with an admin's
+		// API key (Prometheus: authorization.credentials).
+		e.GET("/metrics", echo.WrapHandler(cfg.MetricsHandler), s.requireAdmin)
 	}
+	s.routesPages()
 	return s
 }
 
@@ -197,5 +224,27 @@ func observe(m *metrics.HTTP) echo.MiddlewareFunc {
 			m.Duration.WithLabelValues(route, c.Request().Method, strconv.Itoa(status)).Observe(time.Since(start).Seconds())
 			return err
 		}
+	}
+}
+
+// routesPages mounts the browser page, the dashboard and asynq's
+// dashboard. The page and its assets are public (the page logs in through
+// the API); the dashboards pass pageGate.
+func (s *Server) routesPages() {
+	if s.cfg.Web != nil {
+		web := echo.WrapHandler(s.cfg.Web)
+		for _, p := range []string{"/", "/index.html", "/favicon.ico", "/assets/*"} {
+			s.e.GET(p, web)
+			s.e.HEAD(p, web)
+		}
+		for _, p := range []string{"/admin", "/admin/"} {
+			s.e.GET(p, web, s.pageGate)
+			s.e.HEAD(p, web, s.pageGate)
+		}
+	}
+	if s.cfg.QueuesUI != nil {
+		ui := echo.WrapHandler(s.cfg.QueuesUI)
+		s.e.Any("/admin/queues", ui, s.pageGate)
+		s.e.Any("/admin/queues/*", ui, s.pageGate)
 	}
 }

@@ -10,6 +10,7 @@ import (
 type jobView struct {
 	ID              string     `json:"id"`
 	Status          string     `json:"status"`
+	Text            string     `json:"text"`
 	Voice           string     `json:"voice"`
 	Speed           float64    `json:"speed"`
 	Format          string     `json:"format"`
@@ -52,7 +53,7 @@ func jobPath(id string) string { return "/api/jobs/" + id }
 
 func viewOf(j *tts.Job) jobView {
 	v := jobView{
-		ID: j.ID, Status: string(j.Status), Voice: j.Voice, Speed: j.Speed, Format: string(j.Format), Queue: j.Queue,
+		ID: j.ID, Status: string(j.Status), Text: j.Text, Voice: j.Voice, Speed: j.Speed, Format: string(j.Format), Queue: j.Queue,
 		Characters: j.Characters(), Attempts: j.Attempts, CancelRequested: j.CancelRequested && !j.Status.Terminal(),
 		BitrateKbps: j.Options.BitrateKbps, SampleRate: j.Options.SampleRate,
 		Error: j.Error, CallbackURL: j.CallbackURL, Engine: j.Engine, Device: j.Device, CreatedAt: j.CreatedAt.UTC(),

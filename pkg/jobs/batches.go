@@ -63,6 +63,8 @@ func (s *Service) SubmitBatch(ctx context.Context, req tts.BatchRequest, idempot
 	if len(idempotencyKey) > 255 {
 		return nil, false, tts.Errorf(tts.EINVALID, "Idempotency-Key: at most 255 characters")
 	}
+	idempotencyKey = scopedKey(ctx, idempotencyKey)
+	owner := tts.Owner(ctx)
 	bid, err := uuid.NewV7()
 	if err != nil {
 		return nil, false, tts.Wrap(tts.EINTERNAL, err, "could not create a batch id")
@@ -70,7 +72,7 @@ func (s *Service) SubmitBatch(ctx context.Context, req tts.BatchRequest, idempot
 	now := s.now().UTC()
 	batch := &tts.Batch{ID: bid.String(), Status: tts.BatchRunning, Items: len(v.Items), Voice: v.Voice, Speed: v.Speed,
 		Format: v.Format, CallbackURL: v.CallbackURL, IdempotencyKey: idempotencyKey, RequestHash: batchHash(v),
-		CreatedAt: now, UpdatedAt: now}
+		CreatedAt: now, UpdatedAt: now, UserID: owner}
 	items := make([]tts.BatchItem, len(v.Items))
 	for i, it := range v.Items {
 		// UUIDv7s from one process are monotonic: the ids keep the items'
@@ -82,7 +84,7 @@ func (s *Service) SubmitBatch(ctx context.Context, req tts.BatchRequest, idempot
 		items[i] = tts.BatchItem{Key: it.Key, Job: &tts.Job{
 			ID: id.String(), Status: tts.StatusQueued, Text: it.Text, Voice: it.Voice, Speed: it.Speed, Format: it.Format,
 			Queue: tts.QueueBatch, MaxAttempts: queue.MaxRetry + 1, RequestHash: requestHash(it.Validated),
-			BatchID: batch.ID, CreatedAt: now, UpdatedAt: now,
+			BatchID: batch.ID, CreatedAt: now, UpdatedAt: now, UserID: owner,
 		}}
 	}
 	stored, created, err := store.CreateBatch(ctx, batch, items)
@@ -117,7 +119,14 @@ func (s *Service) GetBatch(ctx context.Context, id string) (*tts.Batch, error) {
 	if err := checkBatchID(id); err != nil {
 		return nil, err
 	}
-	return store.FindBatch(ctx, id)
+	b, err := store.FindBatch(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if !tts.CanSee(ctx, b.UserID) {
+		return nil, tts.Errorf(tts.ENOTFOUND, "no batch with id %q", id)
+	}
+	return b, nil
 }
 
 // BatchItems returns a page of a batch's items in submission order and the
@@ -129,7 +138,7 @@ func (s *Service) BatchItems(ctx context.Context, id, cursor string, limit int) 
 	if err != nil {
 		return nil, "", err
 	}
-	if err := checkBatchID(id); err != nil {
+	if _, err := s.GetBatch(ctx, id); err != nil {
 		return nil, "", err
 	}
 	if limit < 0 || limit > MaxBatchItemsLimit {
@@ -235,7 +244,7 @@ func (s *Service) WriteBatchArchive(ctx context.Context, id string, w io.Writer)
 	if err != nil {
 		return err
 	}
-	if err := checkBatchID(id); err != nil {
+	if _, err := s.GetBatch(ctx, id); err != nil {
 		return err
 	}
 	zw := zip.NewWriter(w)

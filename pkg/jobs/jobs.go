@@ -128,6 +128,7 @@ func (s *Service) Submit(ctx context.Context, req tts.Request, idempotencyKey st
 	if len(idempotencyKey) > 255 {
 		return nil, false, tts.Errorf(tts.EINVALID, "Idempotency-Key: at most 255 characters")
 	}
+	idempotencyKey = scopedKey(ctx, idempotencyKey)
 	id, err := uuid.NewV7()
 	if err != nil {
 		return nil, false, tts.Wrap(tts.EINTERNAL, err, "could not create a job id")
@@ -137,8 +138,22 @@ func (s *Service) Submit(ctx context.Context, req tts.Request, idempotencyKey st
 		ID: id.String(), Status: tts.StatusQueued, Text: v.Text, Voice: v.Voice, Speed: v.Speed,
 		Format: v.Format, Queue: v.Queue, MaxAttempts: queue.MaxRetry + 1,
 		IdempotencyKey: idempotencyKey, RequestHash: requestHash(v), CreatedAt: now, UpdatedAt: now,
-		CallbackURL: v.CallbackURL, Options: v.Options,
+		CallbackURL: v.CallbackURL, Options: v.Options, UserID: tts.Owner(ctx),
 	}
+	return s.create(ctx, job)
+}
+
+// scopedKey keeps each account's idempotency keys apart: two users may
+// choose the same key without meeting each other's jobs.
+func scopedKey(ctx context.Context, key string) string {
+	if owner := tts.Owner(ctx); key != "" && owner != "" {
+		return owner + "/" + key
+	}
+	return key
+}
+
+// create stores a new job, publishes its first event and enqueues it.
+func (s *Service) create(ctx context.Context, job *tts.Job) (*tts.Job, bool, error) {
 	existing, created, err := s.store.CreateJob(ctx, job)
 	if err != nil {
 		return nil, false, err
@@ -201,6 +216,9 @@ func (s *Service) Events(ctx context.Context, id, after string, block time.Durat
 		}
 		return nil, nil
 	}
+	if _, err := s.Get(ctx, id); err != nil {
+		return nil, err
+	}
 	return s.events.Read(ctx, id, after, block)
 }
 
@@ -210,18 +228,38 @@ func requestHash(v tts.Validated) string {
 	return hex.EncodeToString(h[:16])
 }
 
-// Get returns a job (ENOTFOUND).
+// Get returns a job (ENOTFOUND). A user asking for another user's job is
+// told it does not exist.
 func (s *Service) Get(ctx context.Context, id string) (*tts.Job, error) {
 	if err := checkID(id); err != nil {
 		return nil, err
 	}
-	return s.store.FindJob(ctx, id)
+	j, err := s.store.FindJob(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if !tts.CanSee(ctx, j.UserID) {
+		return nil, tts.Errorf(tts.ENOTFOUND, "no job with id %q", id)
+	}
+	return j, nil
 }
 
-// List returns a page of jobs, newest first, and the cursor of the next page
-// ("" at the end).
+// List returns a page of the caller's jobs (every job when unscoped),
+// newest first, and the cursor of the next page ("" at the end).
 func (s *Service) List(ctx context.Context, status string, cursor string, limit int) ([]*tts.Job, string, error) {
 	f := tts.JobFilter{Status: tts.JobStatus(status), Limit: limit}
+	if p, ok := tts.PrincipalFrom(ctx); ok {
+		// Everyone's own jobs, admins included: the admin API lists all.
+		f.UserID = p.UserID
+		if f.UserID == "" {
+			return nil, "", nil
+		}
+	}
+	return s.list(ctx, f, cursor)
+}
+
+func (s *Service) list(ctx context.Context, f tts.JobFilter, cursor string) ([]*tts.Job, string, error) {
+	status, limit := string(f.Status), f.Limit
 	if status != "" && !f.Status.Valid() {
 		return nil, "", tts.Errorf(tts.EINVALID, "status: must be one of queued, running, succeeded, failed, canceled")
 	}
@@ -256,7 +294,7 @@ func (s *Service) List(ctx context.Context, status string, cursor string, limit 
 // running job stops at its worker's next check. ECONFLICT when the job has
 // already finished.
 func (s *Service) Cancel(ctx context.Context, id string) (*tts.Job, error) {
-	if err := checkID(id); err != nil {
+	if _, err := s.Get(ctx, id); err != nil {
 		return nil, err
 	}
 	job, err := s.store.RequestCancel(ctx, id)

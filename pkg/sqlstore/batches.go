@@ -19,7 +19,7 @@ var _ tts.BatchStore = (*DB)(nil)
 const MaxBatchItemsPage = 1000
 
 const batchColumns = `id, status, item_count, voice, speed, format, callback_url, idempotency_key,
-request_hash, created_at, updated_at`
+request_hash, created_at, updated_at, user_id`
 
 // batchRow is a batches row as the driver returns it.
 type batchRow struct {
@@ -34,13 +34,14 @@ type batchRow struct {
 	RequestHash    string         `db:"request_hash"`
 	CreatedAt      int64          `db:"created_at"`
 	UpdatedAt      int64          `db:"updated_at"`
+	UserID         sql.NullString `db:"user_id"`
 }
 
 func (r *batchRow) batch() *tts.Batch {
 	return &tts.Batch{
 		ID: r.ID, Status: tts.BatchStatus(r.Status), Items: r.ItemCount, Voice: r.Voice, Speed: r.Speed,
 		Format: tts.Format(r.Format), CallbackURL: r.CallbackURL.String, IdempotencyKey: r.IdempotencyKey.String,
-		RequestHash: r.RequestHash, CreatedAt: fromMillis(r.CreatedAt), UpdatedAt: fromMillis(r.UpdatedAt),
+		RequestHash: r.RequestHash, UserID: r.UserID.String, CreatedAt: fromMillis(r.CreatedAt), UpdatedAt: fromMillis(r.UpdatedAt),
 	}
 }
 
@@ -130,12 +131,12 @@ func (s *DB) insertBatch(ctx context.Context, id string, b *tts.Batch, items []t
 	defer tx.Rollback()
 	var r batchRow
 	err = tx.GetContext(ctx, &r, `INSERT INTO batches (
-		id, status, item_count, voice, speed, format, callback_url, idempotency_key, request_hash, created_at, updated_at
-	) VALUES (?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		id, status, item_count, voice, speed, format, callback_url, idempotency_key, request_hash, created_at, updated_at, user_id
+	) VALUES (?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 	ON CONFLICT (idempotency_key) DO NOTHING
 	RETURNING `+batchColumns,
 		id, len(items), b.Voice, b.Speed, string(b.Format), nullString(b.CallbackURL), nullString(b.IdempotencyKey),
-		b.RequestHash, created, now)
+		b.RequestHash, created, now, nullString(b.UserID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, false, nil
 	} else if isUniqueViolation(err) {
@@ -158,8 +159,8 @@ func (s *DB) insertBatch(ctx context.Context, id string, b *tts.Batch, items []t
 func insertItems(ctx context.Context, tx *sqlx.Tx, batchID string, items []tts.BatchItem, created, now int64) error {
 	stmt, err := tx.PrepareContext(ctx, `INSERT INTO jobs (
 		id, status, text, voice, speed, format, queue, attempts, max_attempts,
-		idempotency_key, request_hash, created_at, updated_at, batch_id, callback_url, batch_key
-	) VALUES (?, 'queued', ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?)`)
+		idempotency_key, request_hash, created_at, updated_at, batch_id, callback_url, batch_key, user_id
+	) VALUES (?, 'queued', ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 	if err != nil {
 		return dbError(err, "create batch items")
 	}
@@ -179,7 +180,7 @@ func insertItems(ctx context.Context, tx *sqlx.Tx, batchID string, items []tts.B
 			jc = j.CreatedAt.UnixMilli()
 		}
 		_, err := stmt.ExecContext(ctx, jid, j.Text, j.Voice, j.Speed, string(j.Format), j.Queue, j.MaxAttempts,
-			nullString(j.IdempotencyKey), j.RequestHash, jc, now, batchID, nullString(j.CallbackURL), it.Key)
+			nullString(j.IdempotencyKey), j.RequestHash, jc, now, batchID, nullString(j.CallbackURL), it.Key, nullString(j.UserID))
 		if isUniqueViolation(err) {
 			return tts.Wrap(tts.ECONFLICT, err, "a job of this batch has an id or idempotency key that exists")
 		} else if err != nil {

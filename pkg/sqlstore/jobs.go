@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -26,7 +27,7 @@ var _ tts.JobStore = (*DB)(nil)
 const jobColumns = `id, status, text, voice, speed, format, queue, attempts, max_attempts, error,
 cancel_requested, idempotency_key, request_hash, audio_key, audio_content_type, audio_bytes,
 audio_duration, engine, device, created_at, started_at, finished_at, updated_at, cache_key, cache_hit,
-batch_id, callback_url, bitrate_kbps, sample_rate`
+batch_id, callback_url, bitrate_kbps, sample_rate, user_id`
 
 // liveStatuses is the SQL list of non-terminal states. jobs_live_updated_at
 // is a partial index on the same expression.
@@ -63,6 +64,7 @@ type jobRow struct {
 	CallbackURL      sql.NullString  `db:"callback_url"`
 	BitrateKbps      int             `db:"bitrate_kbps"`
 	SampleRate       int             `db:"sample_rate"`
+	UserID           sql.NullString  `db:"user_id"`
 }
 
 func (r *jobRow) job() *tts.Job {
@@ -83,6 +85,7 @@ func (r *jobRow) job() *tts.Job {
 		Engine:          r.Engine,
 		Device:          r.Device,
 		BatchID:         r.BatchID.String,
+		UserID:          r.UserID.String,
 		CallbackURL:     r.CallbackURL.String,
 		Options:         tts.EncodeOptions{BitrateKbps: r.BitrateKbps, SampleRate: r.SampleRate},
 		CreatedAt:       fromMillis(r.CreatedAt),
@@ -167,13 +170,13 @@ func (s *DB) CreateJob(ctx context.Context, job *tts.Job) (*tts.Job, bool, error
 		var r jobRow
 		err := s.db.GetContext(ctx, &r, `INSERT INTO jobs (
 			id, status, text, voice, speed, format, queue, attempts, max_attempts,
-			idempotency_key, request_hash, created_at, updated_at, batch_id, callback_url, bitrate_kbps, sample_rate
-		) VALUES (?, 'queued', ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			idempotency_key, request_hash, created_at, updated_at, batch_id, callback_url, bitrate_kbps, sample_rate, user_id
+		) VALUES (?, 'queued', ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (idempotency_key) DO NOTHING
 		RETURNING `+jobColumns,
 			id, job.Text, job.Voice, job.Speed, string(job.Format), job.Queue, job.MaxAttempts,
 			nullString(job.IdempotencyKey), job.RequestHash, created, now, nullString(job.BatchID), nullString(job.CallbackURL),
-			job.Options.BitrateKbps, job.Options.SampleRate)
+			job.Options.BitrateKbps, job.Options.SampleRate, nullString(job.UserID))
 		if err == nil {
 			return r.job(), true, nil
 		} else if isUniqueViolation(err) {
@@ -255,6 +258,8 @@ func (s *DB) ListJobs(ctx context.Context, f tts.JobFilter) ([]*tts.Job, error) 
 	return s.selectJobs(ctx, "list jobs", q, args...)
 }
 
+var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+
 // listQuery builds ListJobs' query. The jobs_status_id index serves the
 // status filter, the primary key the rest.
 func listQuery(f tts.JobFilter) (string, []any) {
@@ -263,6 +268,32 @@ func listQuery(f tts.JobFilter) (string, []any) {
 	if f.Status != "" {
 		q += ` AND status = ?`
 		args = append(args, string(f.Status))
+	}
+	if f.UserID != "" {
+		q += ` AND user_id = ?`
+		args = append(args, f.UserID)
+	}
+	if f.Voice != "" {
+		q += ` AND voice = ?`
+		args = append(args, f.Voice)
+	}
+	if f.Queue != "" {
+		q += ` AND queue = ?`
+		args = append(args, f.Queue)
+	}
+	if !f.Since.IsZero() {
+		q += ` AND created_at >= ?`
+		args = append(args, f.Since.UnixMilli())
+	}
+	if !f.Until.IsZero() {
+		q += ` AND created_at < ?`
+		args = append(args, f.Until.UnixMilli())
+	}
+	if f.Text != "" {
+		// LIKE with the pattern's own metacharacters escaped; SQLite's LIKE
+		// ignores ASCII case.
+		q += ` AND text LIKE ? ESCAPE '\'`
+		args = append(args, "%"+likeEscaper.Replace(f.Text)+"%")
 	}
 	if f.Before != "" {
 		q += ` AND id < ?`

@@ -13,7 +13,7 @@ import (
 
 // SchemaVersion is the schema version this code reads and writes: the number
 // of the last embedded migration.
-const SchemaVersion = 5
+const SchemaVersion = 6
 
 //go:embed migrations/*.sql
 var migrationFiles embed.FS

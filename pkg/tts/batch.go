@@ -47,6 +47,7 @@ type Batch struct {
 	CallbackURL    string // where batch events are to be POSTed (webhooks); stored only
 	IdempotencyKey string
 	RequestHash    string // hash of the validated request, to detect a reused idempotency key
+	UserID         string // the account that submitted it, "" when the API ran open
 	CreatedAt      time.Time
 	UpdatedAt      time.Time
 	// Counts holds how many items are in each job state; every state is

@@ -201,6 +201,7 @@ type Job struct {
 	Audio           *Audio // set once succeeded
 	Options         EncodeOptions
 	BatchID         string // the batch the job belongs to, if any
+	UserID          string // the account that submitted it, "" when the API ran open
 	CallbackURL     string // where the terminal event is POSTed (webhook), if any
 	Engine          string // engine that produced the audio, e.g. "espeak-ng"
 	Device          string // device it ran on, e.g. "cpu"

@@ -10,6 +10,14 @@ type JobFilter struct {
 	Status JobStatus // "" for any
 	Before string    // cursor: only jobs with an id below this one (ids sort by creation time)
 	Limit  int       // at most this many; the store caps it
+
+	// The operator's filters (all optional).
+	UserID string    // owner
+	Voice  string    // exact voice (or blend) as stored
+	Queue  string    // queue name
+	Since  time.Time // created at or after
+	Until  time.Time // created before
+	Text   string    // substring of the text (case-insensitive for ASCII)
 }
 
 // JobStore persists jobs. Implementations make each state change conditional
@@ -146,4 +154,18 @@ type Synthesizer interface {
 	Info() EngineInfo
 	// Close releases the engine's resources.
 	Close() error
+}
+
+// JobStats summarises the jobs of a recent window, for the operator.
+type JobStats struct {
+	Since      time.Time
+	Submitted  int // created in the window
+	Succeeded  int // finished in the window, by outcome
+	Failed     int
+	Canceled   int
+	WaitP50    time.Duration // queue wait (created → first start) of jobs started in the window
+	WaitP95    time.Duration
+	SynthP50   time.Duration // first start → finish of jobs that succeeded in the window
+	SynthP95   time.Duration
+	SampleSize int // jobs the percentiles were computed over (capped)
 }
