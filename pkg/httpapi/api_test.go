@@ -14,10 +14,13 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/kokorotts/kokoro-tts/internal/testsvc"
 	"github.com/kokorotts/kokoro-tts/pkg/audio"
+	"github.com/kokorotts/kokoro-tts/pkg/auth"
 	"github.com/kokorotts/kokoro-tts/pkg/events"
 	"github.com/kokorotts/kokoro-tts/pkg/fleet"
 	"github.com/kokorotts/kokoro-tts/pkg/httpapi"
@@ -25,6 +28,7 @@ import (
 	"github.com/kokorotts/kokoro-tts/pkg/sqlstore"
 	"github.com/kokorotts/kokoro-tts/pkg/tone"
 	"github.com/kokorotts/kokoro-tts/pkg/tts"
+	"github.com/kokorotts/kokoro-tts/pkg/web"
 	"github.com/kokorotts/kokoro-tts/pkg/webhook"
 	"github.com/kokorotts/kokoro-tts/pkg/worker"
 	"github.com/kokorotts/kokoro-tts/queue"
@@ -41,6 +45,8 @@ const (
 // stack is the API wired to real SQLite, real Redis, disk storage and, when
 // started, an in-process worker with the tone engine.
 type stack struct {
+	api       *httpapi.Server
+	accounts  *auth.Service
 	srv       *httptest.Server
 	db        *sqlstore.DB
 	redis     *testsvc.RedisServer
@@ -54,7 +60,16 @@ type stackOptions struct {
 	engine       tts.Synthesizer
 	concurrency  int
 	maxBodyBytes int64
+	// auth, when set, closes the API with these limits and creates the
+	// admin testAdminEmail / testAdminPassword.
+	auth *auth.Limits
 }
+
+const (
+	testAdminEmail    = "admin@example.com"
+	testAdminPassword = "an admin password for tests"
+	testJWTSecret     = "0123456789abcdef0123456789abcdef-test"
+)
 
 func newStack(t *testing.T, withWorker bool) *stack {
 	t.Helper()
@@ -93,9 +108,25 @@ func newStackWith(t *testing.T, o stackOptions) *stack {
 	bus := events.NewRedis(rdb)
 	svc := jobs.New(jobs.Config{Store: db, Queue: q, Objects: objects, MaxTextChars: 1000, Events: bus, Logger: log,
 		Webhooks: true, AllowPrivateCallbacks: allowPrivateCallbacks})
-	api := httpapi.New(httpapi.Config{Jobs: svc, Logger: log, MaxBodyBytes: o.maxBodyBytes, Mode: "test",
-		Checks: []httpapi.Check{{Name: "database", Check: func(ctx context.Context) (any, error) { return nil, db.Ping(ctx) }}}})
-	s := &stack{srv: httptest.NewServer(api), db: db, redis: r}
+	cfg := httpapi.Config{Jobs: svc, Logger: log, MaxBodyBytes: o.maxBodyBytes, Mode: "test",
+		Checks: []httpapi.Check{{Name: "database", Check: func(ctx context.Context) (any, error) { return nil, db.Ping(ctx) }}}}
+	var accounts *auth.Service
+	if o.auth != nil {
+		accounts, err = auth.New(auth.Config{Store: db, Secret: []byte(testJWTSecret), Logger: log, BcryptCost: 4})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := accounts.EnsureAdmin(ctx, testAdminEmail, testAdminPassword); err != nil {
+			t.Fatal(err)
+		}
+		cfg.Auth, cfg.Accounts, cfg.Limiter = accounts, db, auth.NewLimiter(rdb, *o.auth)
+		// Everything the real API mounts, so that the route walk covers it.
+		cfg.Web = web.Handler()
+		cfg.QueuesUI = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "queues dashboard") })
+		cfg.MetricsHandler = promhttp.HandlerFor(prometheus.NewRegistry(), promhttp.HandlerOpts{})
+	}
+	api := httpapi.New(cfg)
+	s := &stack{api: api, accounts: accounts, srv: httptest.NewServer(api), db: db, redis: r}
 	t.Cleanup(s.srv.Close)
 	if o.concurrency > 0 {
 		testsvc.Require(t, "ffmpeg", "ffmpeg")

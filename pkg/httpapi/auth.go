@@ -24,6 +24,7 @@ const SessionCookie = "kokoro_session"
 // publicRoutes answer without credentials.
 var publicRoutes = map[[2]string]bool{
 	{http.MethodGet, "/api/health"}:       true,
+	{http.MethodHead, "/api/health"}:      true,
 	{http.MethodPost, "/api/auth/login"}:  true,
 	{http.MethodPost, "/api/auth/logout"}: true,
 }

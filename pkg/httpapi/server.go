@@ -142,6 +142,7 @@ func New(cfg Config) *Server {
 	api.HEAD("/jobs/:id/audio", s.audio)
 	api.GET("/voices", s.voices)
 	api.GET("/health", s.health)
+	api.HEAD("/health", s.health)
 	api.GET("/jobs/:id/events", s.jobEvents)
 	s.routesBatches(api)
 	s.routesAuth(api)
