@@ -198,6 +198,7 @@ export function voiceName(id) {
 export function playWithFallback(audio, url) {
   if (audio.dataset.blob) { URL.revokeObjectURL(audio.dataset.blob); delete audio.dataset.blob; }
   let retried = false;
+  audio.dataset.via = 'url'; // how the audio was loaded (tests read it)
   audio.onerror = async () => {
     if (retried || !getToken() || !url.startsWith('/')) return;
     retried = true;
@@ -206,6 +207,7 @@ export function playWithFallback(audio, url) {
       if (!res.ok) return;
       const b = URL.createObjectURL(await res.blob());
       audio.dataset.blob = b;
+      audio.dataset.via = 'bearer';
       audio.src = b;
     } catch { /* leave the player showing its own error */ }
   };

@@ -45,8 +45,12 @@ async function showApp(me) {
 
 // ---- auth -----------------------------------------------------------------
 
+// nextParam is where to go after logging in. A server redirect keeps the
+// address's fragment (the dashboard's view), so carry it on.
 function nextParam() {
-  return safeNext(new URLSearchParams(location.search).get('next') || '');
+  const next = safeNext(new URLSearchParams(location.search).get('next') || '');
+  if (next && !next.includes('#') && location.hash) return safeNext(next + location.hash);
+  return next;
 }
 
 async function login(ev) {
@@ -118,9 +122,8 @@ async function loadVoices() {
     for (const [lang, vs] of groups) {
       const g = el('optgroup', { label: v0Name(vs[0], lang) });
       for (const v of vs) {
-        const bits = [v.gender ? v.gender.charAt(0).toUpperCase() + v.gender.slice(1) : '', v.grade ? 'grade ' + v.grade : '']
-          .filter(Boolean).join(', ');
-        g.append(el('option', { value: v.id }, voiceName(v.id) + ' (' + v.id + ')' + (bits ? ' — ' + bits : '')));
+        const bits = [v.gender ? v.gender.charAt(0).toUpperCase() : '', v.grade || ''].filter(Boolean);
+        g.append(el('option', { value: v.id }, [voiceName(v.id) + ' (' + v.id + ')', ...bits].join(' · ')));
       }
       sel.append(g);
     }
@@ -221,6 +224,7 @@ function watch(id) {
   if (!('EventSource' in window)) { poll(w); return; }
   const es = new EventSource('/api/jobs/' + encodeURIComponent(id) + '/events');
   w.es = es;
+  $('result').dataset.via = 'events'; // how the page follows the job (tests read it)
   const on = (ev) => {
     if (w.done) return;
     let d = {};
@@ -244,6 +248,7 @@ function watch(id) {
 
 async function poll(w) {
   if (w.done) return;
+  $('result').dataset.via = 'polling';
   try {
     const job = await api('/api/jobs/' + encodeURIComponent(w.id));
     if (w.done) return;
@@ -294,7 +299,7 @@ async function loadRecent() {
         el('td', {}, el('time', { datetime: j.created_at }, fmtTime(j.created_at))),
         el('td', {}, audio ? [
           el('button', { type: 'button', class: 'secondary small', 'data-testid': 'recent-play',
-            'aria-label': 'Play job ' + j.id, onclick: () => { renderJob(j); $('player').play().catch(() => {}); } }, 'Play'),
+            'aria-label': 'Play job ' + j.id, onclick: () => { stopWatching(); renderJob(j); $('player').play().catch(() => {}); } }, 'Play'),
           ' ',
           el('a', { href: j.audio.url, download: j.id + '.' + extOf(j.format), 'aria-label': 'Download job ' + j.id }, 'Download'),
         ] : ''),
