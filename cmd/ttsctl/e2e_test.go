@@ -586,7 +586,7 @@ func TestInterrupt(t *testing.T) {
 	port := strconv.Itoa(testsvc.FreePort(t))
 	env := map[string]string{
 		"DATA_DIR": filepath.Join(work, "data"), "DATABASE_URL": "sqlite:" + filepath.Join(work, "jobs.db"),
-		"REDIS_URL": redis.URL, "HTTP_ADDR": "127.0.0.1:" + port, "LOG_LEVEL": "info",
+		"REDIS_URL": redis.URL, "HTTP_ADDR": "127.0.0.1:" + port, "LOG_LEVEL": "info", "AUTH_ALLOW_OPEN": "true",
 	}
 	if err := os.MkdirAll(filepath.Join(work, "data"), 0o755); err != nil {
 		t.Fatal(err)

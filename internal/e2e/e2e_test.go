@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
@@ -138,6 +139,29 @@ func waitHealthy(t *testing.T, p *proc, base string) *client {
 	}
 	t.Fatalf("api not healthy: %s", p.Output())
 	return nil
+}
+
+// login logs in and makes the client send the token with every request.
+func (c *client) login(t *testing.T, email, password string) {
+	t.Helper()
+	code, m := c.postJSON(t, "/api/auth/login", fmt.Sprintf(`{"email":%q,"password":%q}`, email, password))
+	tok, _ := m["token"].(string)
+	if code != http.StatusOK || tok == "" {
+		t.Fatalf("login: %d %v", code, m)
+	}
+	c.http.Transport = bearerTransport{token: tok, next: http.DefaultTransport}
+}
+
+// bearerTransport adds a bearer token to each request.
+type bearerTransport struct {
+	token string
+	next  http.RoundTripper
+}
+
+func (b bearerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+b.token)
+	return b.next.RoundTrip(r)
 }
 
 func (c *client) postJSON(t *testing.T, path, body string) (int, map[string]any) {
@@ -299,6 +323,26 @@ func TestServiceMode(t *testing.T) {
 		"S3_BUCKET": "tts-e2e", "HTTP_ADDR": "127.0.0.1:" + port, "LOG_FORMAT": "json",
 		"WORKER_TASK_CHECK_INTERVAL": "50ms", "RECONCILE_INTERVAL": "1s", "RECONCILE_STALE_AFTER": "2s",
 		"METRICS_ADDR": "127.0.0.1:0",
+		"JWT_SECRET":   "e2e-secret-0123456789abcdef0123456789", "ADMIN_EMAIL": "admin@example.com",
+		"ADMIN_PASSWORD": "an e2e admin password",
+	}
+
+	// Service mode is closed by default: without JWT_SECRET the API refuses to start.
+	open := maps.Clone(env)
+	delete(open, "JWT_SECRET")
+	if code, out := run(t, "api", open); code == 0 || !strings.Contains(out, "JWT_SECRET: required in service mode") {
+		t.Fatalf("api in service mode without JWT_SECRET: exit %d, output %s", code, out)
+	}
+	weak := maps.Clone(env)
+	weak["ADMIN_PASSWORD"] = "CHANGE-ME"
+	if code, out := run(t, "migrate", weak); code != 0 {
+		t.Fatalf("migrate: %d %s", code, out)
+	}
+	if code, out := run(t, "api", weak); code == 0 || !strings.Contains(out, "ADMIN_PASSWORD") {
+		t.Fatalf("api with the example's admin password: exit %d, output %s", code, out)
+	}
+	if err := os.Remove(filepath.Join(data, "service.db")); err != nil {
+		t.Fatal(err)
 	}
 
 	// Both binaries refuse an unmigrated database and say what to do.
@@ -336,6 +380,11 @@ func TestServiceMode(t *testing.T) {
 	if c == nil {
 		t.Fatalf("health without a worker did not report the engine down: %s", api.Output())
 	}
+	// Closed: nothing but the health check and the log-in answers without a token.
+	if code, m := c.postJSON(t, "/api/tts", `{"text":"Let me in."}`); code != http.StatusUnauthorized {
+		t.Fatalf("submit without a token: %d %v", code, m)
+	}
+	c.login(t, "admin@example.com", "an e2e admin password")
 	early := c.submit(t, `{"text":"I was queued before any worker started.","voice":"am_adam"}`)
 	if code, out := run(t, "worker", env, "health"); code == 0 {
 		t.Fatalf("worker health passed with no worker running: %s", out)

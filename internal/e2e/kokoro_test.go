@@ -219,7 +219,7 @@ func TestKokoroServiceMode(t *testing.T) {
 	port := strconv.Itoa(testsvc.FreePort(t))
 	env := map[string]string{"DATA_DIR": data, "REDIS_URL": redis.URL, "HTTP_ADDR": "127.0.0.1:" + port,
 		"KOKORO_MODEL_PATH": k.model, "KOKORO_VOICES_PATH": k.voices, "ONNXRUNTIME_LIB": k.lib,
-		"KOKORO_DEVICE": "auto", "WORKER_TASK_CHECK_INTERVAL": "50ms", "METRICS_ADDR": "127.0.0.1:0"}
+		"KOKORO_DEVICE": "auto", "WORKER_TASK_CHECK_INTERVAL": "50ms", "METRICS_ADDR": "127.0.0.1:0", "AUTH_ALLOW_OPEN": "true"}
 	if code, out := run(t, "migrate", env); code != 0 {
 		t.Fatalf("migrate: %s", out)
 	}

@@ -191,7 +191,7 @@ func newStack(t *testing.T, o stackOptions) *stack {
 		"DATA_DIR": s.data, "DATABASE_URL": "sqlite:" + filepath.Join(s.data, "faults.db"), "REDIS_URL": s.redis.URL,
 		"HTTP_ADDR": "127.0.0.1:" + port, "LOG_FORMAT": "json", "TTS_ENGINE": "espeak", "AUDIO_CACHE": "false",
 		"WORKER_TASK_CHECK_INTERVAL": "50ms", "RECONCILE_INTERVAL": "1s", "RECONCILE_STALE_AFTER": "4s",
-		"METRICS_ADDR": "127.0.0.1:0", "KOKORO_TTS_MAX_CONCURRENCY": "1",
+		"METRICS_ADDR": "127.0.0.1:0", "KOKORO_TTS_MAX_CONCURRENCY": "1", "AUTH_ALLOW_OPEN": "true",
 	}
 	if o.s3 {
 		m := testsvc.MinIO(t)
