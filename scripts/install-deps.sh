@@ -4,12 +4,12 @@
 # missing packages with apt-get; otherwise it names what to install and fails.
 #
 #   scripts/install-deps.sh          # run:  ffmpeg, espeak-ng
-#   scripts/install-deps.sh --test   # test: + redis-server, nginx, npm (ONNX Runtime and voices from npm)
+#   scripts/install-deps.sh --test   # test: + redis-server, nginx, npm (ONNX Runtime and voices from npm), chromium (browser tests)
 set -euo pipefail
 
 want=(ffmpeg:ffmpeg ffprobe:ffmpeg espeak-ng:espeak-ng)
 if [[ "${1:-}" == "--test" ]]; then
-	want+=(redis-server:redis-server redis-cli:redis-tools nginx:nginx npm:npm openssl:openssl)
+	want+=(redis-server:redis-server redis-cli:redis-tools nginx:nginx npm:npm openssl:openssl chromium:chromium)
 fi
 
 missing=()
