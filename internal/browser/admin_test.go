@@ -20,6 +20,10 @@ func TestAdminDashboard(t *testing.T) {
 	doneText := "A finished job of the teacher."
 	done := s.submit(utok, doneText)
 	s.waitJob(utok, done, func(st string) bool { return st == "succeeded" })
+	// A job that fails (every FLAC encoding does here) after its retries;
+	// it is looked at last, once the backoff has run out.
+	failText := "A job whose encoder always fails."
+	failing := s.submitFormat(utok, failText, "flac")
 
 	tb := newTab(t, s.base)
 
@@ -43,6 +47,9 @@ func TestAdminDashboard(t *testing.T) {
 	}
 	tb.until("the succeeded count", `Number(document.querySelector('[data-testid=ov-state-succeeded] .v').textContent) >= 1`)
 	tb.shot("overview")
+	tb.narrow()
+	tb.shot("overview-narrow")
+	tb.wide()
 
 	// Jobs, filtered by the user; then the job's page.
 	tb.click("[data-testid=tab-jobs]")
@@ -50,7 +57,10 @@ func TestAdminDashboard(t *testing.T) {
 	tb.typeInto("#f-user", userEmail)
 	tb.click("[data-testid=f-apply]")
 	row := fmt.Sprintf(`#jobs-table tr[data-job-id=%s]`, jsq(done))
-	tb.until("the user's job in the list", fmt.Sprintf(`!!document.querySelector(%q) && location.hash.includes('user=')`, row))
+	tb.until("the list filtered by user", `location.hash.includes('user=') && document.querySelector('#jobs-table').dataset.loaded === location.hash`)
+	if !eval[bool](tb, fmt.Sprintf(`!!document.querySelector(%q)`, row)) {
+		t.Errorf("the user's job %s is not in the list filtered by the user", done)
+	}
 	users := eval[[]string](tb, `[...document.querySelectorAll('#jobs-table tr[data-job-id]')].map((r) => r.cells[1].textContent)`)
 	for _, u := range users {
 		if u != userEmail {
@@ -170,6 +180,41 @@ func TestAdminDashboard(t *testing.T) {
 	tb.until("the key to show revoked", `document.querySelectorAll('#keys-table [data-testid=key-revoke]').length === 0`)
 	if st := keyStatus(t, s, secret); st != 401 {
 		t.Errorf("GET /api/jobs with a revoked key: %d, want 401", st)
+	}
+
+	// The failed job: found by status, its error shown, retried.
+	s.waitJob(utok, failing, func(st string) bool { return st == "failed" })
+	tb.click("[data-testid=tab-jobs]")
+	tb.choose("#f-status", "failed")
+	tb.do("clearing the user filter", setValueJS("#f-user", ""))
+	tb.click("[data-testid=f-apply]")
+	frow := fmt.Sprintf(`#jobs-table tr[data-job-id=%s]`, jsq(failing))
+	tb.until("the list filtered by status", `location.hash.includes('status=failed') && document.querySelector('#jobs-table').dataset.loaded === location.hash`)
+	if st := eval[[]string](tb, `[...document.querySelectorAll('#jobs-table tr[data-job-id]')].map((r) => r.dataset.status)`); len(st) != 1 || st[0] != "failed" {
+		t.Errorf("jobs listed with status=failed: %v, want the one failed job", st)
+	}
+	tb.click(frow)
+	tb.until("the failed job's page", fmt.Sprintf(`document.querySelector('#jd-id').textContent === %s`, jsq(failing)))
+	failedJob := s.must(200, "GET", "/api/admin/jobs/"+failing, admin, nil)["job"].(map[string]any)
+	errText, _ := failedJob["error"].(string)
+	if errText == "" {
+		t.Fatalf("the failed job has no error: %v", failedJob)
+	}
+	if got := tb.text("#jd-error"); got != errText || eval[bool](tb, `document.querySelector('#jd-error').hidden`) {
+		t.Errorf("detail error %q, want the job's %q shown", got, errText)
+	}
+	tb.until("the failure in the timeline", `[...document.querySelectorAll('#jd-timeline li[data-type=failed] .err')].some((e) => e.textContent !== '')`)
+	if eval[bool](tb, `!document.querySelector('#jd-cancel').hidden`) {
+		t.Error("a failed job offers Cancel")
+	}
+	tb.shot("failed")
+	tb.click("#jd-retry")
+	tb.confirm()
+	tb.until("the retry of the failed job", fmt.Sprintf(`location.hash.startsWith('#/jobs/') && location.hash !== '#/jobs/' + %s && document.querySelector('#jd-id').textContent === decodeURIComponent(location.hash.slice(7))`, jsq(failing)))
+	again := eval[string](tb, `decodeURIComponent(location.hash.slice(7))`)
+	aj := s.must(200, "GET", "/api/admin/jobs/"+again, admin, nil)["job"].(map[string]any)
+	if aj["user_id"] != userID || aj["text"] != failText || aj["format"] != "flac" {
+		t.Errorf("retry of the failed job: %v", aj)
 	}
 
 	// asynq's own dashboard is linked and opens with the admin's session.

@@ -113,7 +113,8 @@ func randPassword() string { return "Pw-" + randHex(12) }
 
 // startService runs cmd/api in embedded mode with the tone engine, one job
 // at a time, and an ffmpeg wrapper that waits while a hold file exists (so
-// a test can keep a job running and others queued, without timing).
+// a test can keep a job running and others queued, without timing) and
+// fails every FLAC encoding (so a test can make a failed job).
 func startService(t *testing.T, auth bool) *service {
 	t.Helper()
 	s := &service{t: t, authOn: auth, adminEmail: "admin@example.com", adminPass: randPassword(),
@@ -122,7 +123,12 @@ func startService(t *testing.T, auth bool) *service {
 	dir := t.TempDir()
 	holdFile := filepath.Join(dir, "hold")
 	wrapper := filepath.Join(dir, "ffmpeg-hold")
-	script := "#!/bin/sh\n# Encoding waits while the hold file exists.\nwhile [ -e '" + holdFile + "' ]; do sleep 0.05; done\nexec '" + ffmpeg + "' \"$@\"\n"
+	script := "#!/bin/sh\n" +
+		"# FLAC encoding always fails (the tests' way to make failed jobs).\n" +
+		"case \" $* \" in *' -f flac '*) echo 'simulated encoder failure' >&2; exit 1;; esac\n" +
+		"# Other encodings wait while the hold file exists.\n" +
+		"while [ -e '" + holdFile + "' ]; do sleep 0.05; done\n" +
+		"exec '" + ffmpeg + "' \"$@\"\n"
 	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -245,7 +251,12 @@ func (s *service) createUser(adminTok, email, password, role string) string {
 
 func (s *service) submit(tok, text string) string {
 	s.t.Helper()
-	m := s.must(202, "POST", "/api/tts", tok, map[string]any{"text": text})
+	return s.submitFormat(tok, text, "mp3")
+}
+
+func (s *service) submitFormat(tok, text, format string) string {
+	s.t.Helper()
+	m := s.must(202, "POST", "/api/tts", tok, map[string]any{"text": text, "format": format})
 	return m["id"].(string)
 }
 

@@ -130,7 +130,8 @@ async function overview(r, seq) {
     if (live(seq)) state.timer = setTimeout(() => { if (live(seq)) overview(r, seq).catch(fail); }, 5000);
   }
   if (!live(seq)) return;
-  showError($('error'), null);
+  // Parts the server could not read (Redis down, say) are listed.
+  showError($('error'), o.problems && o.problems.length ? { message: 'Part of the overview is missing: ' + o.problems.join('; ') } : null);
   const lh = o.last_hour || {};
   const card = (k, v, id) => el('div', { class: 'card', 'data-testid': id }, el('div', { class: 'k' }, k), el('div', { class: 'v' }, v));
   $('ov-cards').replaceChildren(
@@ -149,7 +150,7 @@ async function overview(r, seq) {
       el('div', { class: 'k' }, s), el('div', { class: 'v' }, num(js[s] || 0)))));
   const qb = $('ov-queues').tBodies[0];
   qb.replaceChildren(...(o.queues || []).map((q) => el('tr', { dataset: { queue: q.name }, 'data-testid': 'ov-queue' },
-    el('th', { scope: 'row' }, q.name), cell(num(q.size), 'num'), cell(num(q.pending), 'num'), cell(num(q.active), 'num'),
+    el('th', { scope: 'row' }, q.name, q.paused ? ' (paused)' : ''), cell(num(q.size), 'num'), cell(num(q.pending), 'num'), cell(num(q.active), 'num'),
     cell(num(q.scheduled), 'num'), cell(num(q.retry), 'num'), cell(num(q.archived), 'num'), cell(num(q.completed), 'num'),
     cell(fmtMs(q.latency_ms), 'num'))));
   if (!qb.rows.length) qb.append(el('tr', {}, el('td', { colspan: 9, class: 'empty' }, 'No queues yet.')));
@@ -159,7 +160,7 @@ async function overview(r, seq) {
     const dev = w.device || (w.engine && typeof w.engine === 'object' ? w.engine.device : '');
     return el('tr', { dataset: { worker: w.id }, 'data-testid': 'ov-worker' },
       el('th', { scope: 'row', class: 'mono', title: w.id }, String(w.id || '').slice(0, 12)),
-      cell([w.host, w.pid].filter(Boolean).join(' · ')), cell(eng), cell(dev), cell(num(w.concurrency), 'num'),
+      cell([w.host, w.pid].filter(Boolean).join(' · ')), el('td', { title: w.model || '' }, eng), cell(dev), cell(num(w.concurrency), 'num'),
       el('td', { title: w.started_at || '' }, fmtTime(w.started_at)),
       el('td', { title: fmtTime(w.last_heartbeat) }, ago(w.last_heartbeat)));
   }));
@@ -223,6 +224,8 @@ async function jobs(r, seq) {
       el('td', {}, el('time', { datetime: j.created_at }, fmtTime(j.created_at)))));
   }
   if (!tbody.rows.length) tbody.append(el('tr', {}, el('td', { colspan: 10, class: 'empty' }, 'No jobs match.')));
+  // Which query the rows answer (the hash changes before they arrive).
+  $('jobs-table').dataset.loaded = location.hash;
   const next = $('jobs-next');
   next.disabled = !list.next_cursor;
   next.onclick = () => {
