@@ -133,8 +133,11 @@ func TestUserTriesIt(t *testing.T) {
 	tb.do("filling a long text", setValueJS("#text", strings.Repeat("a", 20001)))
 	tb.click("#submit")
 	tb.until("the API's error", `!document.querySelector('#tts-error').hidden`)
-	if got := tb.text("#tts-error"); !strings.Contains(got, "text") {
-		t.Errorf("error for a too-long text: %q", got)
+	if got := tb.text("#tts-error"); !strings.Contains(got, "text: 20001 characters") || !strings.Contains(got, "20000") {
+		t.Errorf("error for a too-long text: %q, want the API's message naming the limit", got)
+	}
+	if got := tb.text("#counter"); !strings.HasPrefix(got, "20,001 / 20,000") || !eval[bool](tb, `document.querySelector('#counter').classList.contains('over')`) {
+		t.Errorf("counter %q, want it over the limit", got)
 	}
 
 	// Without the session cookie (only the stored token), the page falls

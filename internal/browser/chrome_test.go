@@ -73,6 +73,7 @@ func newTab(t *testing.T, base string) *tab {
 		chromedp.Flag("disable-default-apps", true),
 		chromedp.Flag("password-store", "basic"),
 		chromedp.Flag("use-mock-keychain", true),
+		chromedp.Flag("lang", "en-US"), // the pages format numbers and times in the browser's locale
 		chromedp.UserDataDir(profile),
 		chromedp.WindowSize(1280, 900),
 	}

@@ -163,7 +163,8 @@ async function submit(ev) {
     watch(job.id);
     loadRecent();
   } catch (e) {
-    const m = /1 to ([\d,]+) characters/.exec(e.message || '');
+    // The server names its limit ("... the maximum of 20000"): count against it.
+    const m = /(?:maximum of|1 to) ([\d,]+)/.exec(e.message || '');
     if (m) { maxChars = Number(m[1].replace(/,/g, '')); updateCounter(); }
     showError($('tts-error'), e);
   } finally {
