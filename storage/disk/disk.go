@@ -174,12 +174,13 @@ func put(ctx context.Context, root *os.Root, key string, r io.Reader, size int64
 // createTemp creates a new temporary file in dir, creating dir if needed.
 // A concurrent Delete may remove an empty directory between MkdirAll and
 // OpenFile (or inside MkdirAll): that shows as "not exist", and the directory
-// is simply made again.
+// is simply made again. Racing with another Put that makes the same
+// directory, os.Root's MkdirAll can report "file exists"; that is retried too.
 func createTemp(root *os.Root, dir string) (f *os.File, name string, err error) {
 	for range 5 {
 		if dir != "." {
 			if err = root.MkdirAll(dir, dirPerm); err != nil {
-				if errors.Is(err, fs.ErrNotExist) {
+				if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrExist) {
 					continue
 				}
 				return nil, "", err
