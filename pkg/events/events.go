@@ -23,6 +23,9 @@ const (
 	Succeeded = "succeeded"
 	Failed    = "failed"
 	Canceled  = "canceled"
+	// Retrying: an attempt failed and the job will be tried again (with
+	// the attempt's number and error).
+	Retrying = "retrying"
 )
 
 // Terminal reports whether an event of type t ends a job's stream.
@@ -44,6 +47,7 @@ type Event struct {
 	Progress *float64  `json:"progress,omitempty"` // 0..1 by chunk, on running events
 	Audio    *Audio    `json:"audio,omitempty"`
 	Error    string    `json:"error,omitempty"`
+	Attempt  int       `json:"attempt,omitempty"` // on running and retrying events
 	Time     time.Time `json:"time"`
 }
 

@@ -193,6 +193,7 @@ type timelineEntry struct {
 	Time     time.Time `json:"time"`
 	Error    string    `json:"error,omitempty"`
 	Progress *float64  `json:"progress,omitempty"`
+	Attempt  int       `json:"attempt,omitempty"`
 }
 
 func (h *adminHandlers) job(c echo.Context) error {
@@ -207,7 +208,7 @@ func (h *adminHandlers) job(c echo.Context) error {
 	}
 	tl := make([]timelineEntry, 0, len(evs))
 	for _, e := range evs {
-		tl = append(tl, timelineEntry{ID: e.ID, Type: e.Type, Time: e.Time, Error: e.Error, Progress: e.Progress})
+		tl = append(tl, timelineEntry{ID: e.ID, Type: e.Type, Time: e.Time, Error: e.Error, Progress: e.Progress, Attempt: e.Attempt})
 	}
 	return c.JSON(http.StatusOK, map[string]any{"job": h.s.adminViewOf(j, h.s.emails(ctx)), "events": tl})
 }

@@ -195,7 +195,9 @@ func (h *Handler) Process(ctx context.Context, jobID string, d Delivery) error {
 	}
 	log.Info("synthesis started", "chars", job.Characters(), "voice", job.Voice, "format", job.Format, "engine", info.Name, "device", info.Device)
 
-	h.publish(ctx, events.Progress(job.ID, 0, 1))
+	first := events.Progress(job.ID, 0, 1)
+	first.Attempt = attempt
+	h.publish(ctx, first)
 	runCtx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
 	go h.watch(runCtx, job.ID, attempt, stop)
@@ -392,6 +394,7 @@ func (h *Handler) fail(ctx, runCtx context.Context, log *slog.Logger, job *tts.J
 		return fmt.Errorf("%s: %w", reason, asynq.SkipRetry)
 	}
 	log.Warn("attempt failed; will retry", "err", err, "retried", retried, "max_retry", maxRetry)
+	h.publish(dctx, events.Event{Type: events.Retrying, JobID: job.ID, Attempt: attempt, Error: readable(err), Time: time.Now().UTC()})
 	h.failure(err)
 	h.count("retried")
 	return err

@@ -3,6 +3,7 @@ package worker_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/kokorotts/kokoro-tts/internal/testsvc"
 	"github.com/kokorotts/kokoro-tts/pkg/audio"
+	"github.com/kokorotts/kokoro-tts/pkg/events"
 	"github.com/kokorotts/kokoro-tts/pkg/sqlstore"
 	"github.com/kokorotts/kokoro-tts/pkg/tone"
 	"github.com/kokorotts/kokoro-tts/pkg/tts"
@@ -142,6 +144,8 @@ func TestTransientFailureRetriesThenFailsReadably(t *testing.T) {
 		return tts.PCM{}, errors.New("onnxruntime: CUDA error 700 at /src/kernel.cu:42")
 	}}
 	r := newRig(t, e)
+	rec := &recorder{}
+	r.h.Events = rec
 	job := r.newJob(t, "Hello")
 	for retried := 0; retried < queue.MaxRetry; retried++ {
 		err := r.process(t, context.Background(), job, retried)
@@ -160,6 +164,36 @@ func TestTransientFailureRetriesThenFailsReadably(t *testing.T) {
 	if j.Status != tts.StatusFailed || strings.Contains(j.Error, "kernel.cu") || !strings.HasPrefix(j.Error, "synthesis failed") {
 		t.Fatalf("job = %s %q (internal detail must not leak)", j.Status, j.Error)
 	}
+	// The timeline: each attempt's start, each retried failure with its
+	// attempt and readable reason, then the one terminal event.
+	var got []string
+	for _, e := range rec.events {
+		got = append(got, fmt.Sprintf("%s/%d/%s", e.Type, e.Attempt, e.Error))
+	}
+	var want []string
+	for a := 1; a <= queue.MaxRetry+1; a++ {
+		want = append(want, fmt.Sprintf("running/%d/", a))
+		if a <= queue.MaxRetry {
+			want = append(want, fmt.Sprintf("retrying/%d/%s", a, j.Error))
+		}
+	}
+	want = append(want, "failed/0/"+j.Error)
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("events:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// recorder keeps the events a handler publishes.
+type recorder struct {
+	mu     sync.Mutex
+	events []events.Event
+}
+
+func (r *recorder) Publish(_ context.Context, e events.Event) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = append(r.events, e)
+	return nil
 }
 
 func TestQuarantineAfterAttemptsDie(t *testing.T) {

@@ -277,6 +277,7 @@ async function job(r, seq) {
   tl.replaceChildren(...(d.events || []).map((e) => el('li', { 'data-testid': 'jd-event', dataset: { type: e.type } },
     el('span', { class: 'when' }, fmtTime(e.time)),
     el('strong', {}, e.type),
+    e.attempt ? ' (attempt ' + e.attempt + ')' : '',
     typeof e.progress === 'number' ? ' ' + Math.round(e.progress * 100) + '%' : '',
     e.error ? el('span', { class: 'err' }, e.error) : '')));
   if (!tl.children.length) tl.append(el('li', { class: 'empty' }, 'No events recorded.'));
