@@ -172,7 +172,14 @@ func (s *Service) SetPassword(ctx context.Context, userID, password string) (*tt
 	if err != nil {
 		return nil, err
 	}
-	return s.cfg.Store.UpdateUser(ctx, userID, tts.UserPatch{PasswordHash: &h})
+	return s.cfg.Store.UpdateUser(ctx, userID, tts.UserPatch{PasswordHash: &h, EndSessions: true})
+}
+
+// EndSessions invalidates every token of the account (log-out); its API
+// keys keep working.
+func (s *Service) EndSessions(ctx context.Context, userID string) error {
+	_, err := s.cfg.Store.UpdateUser(ctx, userID, tts.UserPatch{EndSessions: true})
+	return err
 }
 
 // EnsureAdmin creates the first admin from ADMIN_EMAIL and ADMIN_PASSWORD
@@ -199,7 +206,7 @@ func (s *Service) EnsureAdmin(ctx context.Context, email, password string) (*tts
 			return nil, false, err
 		}
 		role, enabled := tts.RoleAdmin, false
-		u, err := s.cfg.Store.UpdateUser(ctx, existing.ID, tts.UserPatch{Role: &role, Disabled: &enabled, PasswordHash: &h})
+		u, err := s.cfg.Store.UpdateUser(ctx, existing.ID, tts.UserPatch{Role: &role, Disabled: &enabled, PasswordHash: &h, EndSessions: true})
 		return u, err == nil, err
 	}
 	u, err := s.CreateUser(ctx, email, password, tts.RoleAdmin)
@@ -236,8 +243,9 @@ func (s *Service) Login(ctx context.Context, email, password string) (string, ti
 // claims are the token's claims: the standard ones plus the role and email
 // as they were at login (the role that counts is re-read on every request).
 type claims struct {
-	Email string `json:"email"`
-	Role  string `json:"role"`
+	Email   string `json:"email"`
+	Role    string `json:"role"`
+	Version int    `json:"ver"` // the account's TokenVersion at issue
 	jwt.RegisteredClaims
 }
 
@@ -247,7 +255,7 @@ func (s *Service) IssueToken(u *tts.User) (string, time.Time, error) {
 	exp := now.Add(s.cfg.TokenTTL).Truncate(time.Second)
 	jti := make([]byte, 12)
 	_, _ = rand.Read(jti)
-	c := claims{Email: u.Email, Role: string(u.Role), RegisteredClaims: jwt.RegisteredClaims{
+	c := claims{Email: u.Email, Role: string(u.Role), Version: u.TokenVersion, RegisteredClaims: jwt.RegisteredClaims{
 		Issuer: issuer, Subject: u.ID, IssuedAt: jwt.NewNumericDate(now), NotBefore: jwt.NewNumericDate(now.Add(-time.Minute)),
 		ExpiresAt: jwt.NewNumericDate(exp), ID: hex.EncodeToString(jti),
 	}}
@@ -282,6 +290,9 @@ func (s *Service) Authenticate(ctx context.Context, credential string) (tts.Prin
 		return tts.Principal{}, unauthorized("the account is disabled or no longer exists")
 	} else if err != nil {
 		return tts.Principal{}, err
+	}
+	if c.Version != u.TokenVersion {
+		return tts.Principal{}, unauthorized("the session has ended (logged out or password changed): log in again")
 	}
 	return tts.Principal{UserID: u.ID, Email: u.Email, Role: u.Role}, nil
 }

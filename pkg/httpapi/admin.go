@@ -351,6 +351,7 @@ func (s *Server) patchUser(c echo.Context) error {
 		p.Role = &r
 	}
 	p.Disabled = b.Disabled
+	p.EndSessions = b.Disabled != nil && *b.Disabled
 	// An operator must not lock everyone out: the last enabled admin stays.
 	if target.Role == tts.RoleAdmin && !target.Disabled &&
 		((p.Role != nil && *p.Role != tts.RoleAdmin) || (p.Disabled != nil && *p.Disabled)) {

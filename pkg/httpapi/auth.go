@@ -255,7 +255,25 @@ func (s *Server) setSession(c echo.Context, tok string, exp time.Time) {
 		SameSite: http.SameSiteStrictMode, Secure: c.Scheme() == "https"})
 }
 
+// logout clears the cookie and, given the session's token, ends every
+// session of the account (its tokens stop working; API keys do not).
 func (s *Server) logout(c echo.Context) error {
+	if s.cfg.Auth != nil {
+		r := c.Request()
+		cred, _ := credential(r)
+		if cred == "" {
+			if ck, err := r.Cookie(SessionCookie); err == nil {
+				cred = ck.Value // SameSite=Strict: only our own pages send it
+			}
+		}
+		if cred != "" {
+			if p, err := s.cfg.Auth.Authenticate(r.Context(), cred); err == nil && p.KeyID == "" {
+				if err := s.cfg.Auth.EndSessions(r.Context(), p.UserID); err != nil {
+					return err
+				}
+			}
+		}
+	}
 	c.SetCookie(&http.Cookie{Name: SessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true,
 		SameSite: http.SameSiteStrictMode, Secure: c.Scheme() == "https"})
 	return c.NoContent(http.StatusNoContent)

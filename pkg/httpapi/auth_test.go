@@ -210,6 +210,19 @@ func TestTokens(t *testing.T) {
 	if a.json(t)["error"].(map[string]any)["message"] != b.json(t)["error"].(map[string]any)["message"] {
 		t.Errorf("wrong password and unknown email must answer the same: %s / %s", a.body, b.body)
 	}
+	// Logging out ends the account's sessions: the old token stops working,
+	// a new log-in works.
+	if r := s.do(t, "POST", "/api/auth/logout", "", "", bearer(admin)...); r.status != 204 {
+		t.Fatalf("logout: %d %s", r.status, r.body)
+	}
+	r = s.do(t, "GET", "/api/jobs", "", "", bearer(admin)...)
+	wantError(t, r, 401, auth.EUNAUTHORIZED)
+	if !strings.Contains(string(r.body), "session has ended") {
+		t.Errorf("token after logout: %s", r.body)
+	}
+	if tok := s.login(t, testAdminEmail, testAdminPassword); s.do(t, "GET", "/api/jobs", "", "", bearer(tok)...).status != 200 {
+		t.Fatal("a new log-in after logout is refused")
+	}
 	// The secret never appears in an answer.
 	if strings.Contains(string(a.body)+string(b.body)+string(r.body), testJWTSecret) {
 		t.Fatal("the JWT secret leaked into a response")
@@ -369,10 +382,13 @@ func TestAdminUsers(t *testing.T) {
 	wantError(t, s.do(t, "PATCH", "/api/admin/users/"+adminID, jsonCT, `{"role":"user"}`, bearer(admin)...), 409, tts.ECONFLICT)
 	wantError(t, s.do(t, "PATCH", "/api/admin/users/01a21fa8-1bfb-7ce1-aa6a-25e9d21c3b18", jsonCT, `{"disabled":true}`, bearer(admin)...), 404, tts.ENOTFOUND)
 	// A password change takes effect.
-	uid, _ := s.newUser(t, admin, "pw@example.com")
+	uid, old := s.newUser(t, admin, "pw@example.com")
 	if r := s.do(t, "PATCH", "/api/admin/users/"+uid, jsonCT, `{"password":"the new password is long"}`, bearer(admin)...); r.status != 200 {
 		t.Fatalf("password change: %d %s", r.status, r.body)
 	}
+	// The change ends the account's sessions; the new password logs in.
+	wantError(t, s.do(t, "GET", "/api/jobs", "", "", bearer(old)...), 401, auth.EUNAUTHORIZED)
+	wantError(t, s.do(t, "POST", "/api/auth/login", jsonCT, `{"email":"pw@example.com","password":"a user password for tests"}`), 401, auth.EUNAUTHORIZED)
 	s.login(t, "pw@example.com", "the new password is long")
 }
 

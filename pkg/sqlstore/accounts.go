@@ -15,7 +15,7 @@ import (
 
 var _ tts.AccountStore = (*DB)(nil)
 
-const userColumns = `id, email, role, password_hash, disabled, created_at, updated_at, last_login_at`
+const userColumns = `id, email, role, password_hash, disabled, created_at, updated_at, last_login_at, token_version`
 
 type userRow struct {
 	ID           string        `db:"id"`
@@ -26,12 +26,14 @@ type userRow struct {
 	CreatedAt    int64         `db:"created_at"`
 	UpdatedAt    int64         `db:"updated_at"`
 	LastLoginAt  sql.NullInt64 `db:"last_login_at"`
+	TokenVersion int           `db:"token_version"`
 }
 
 func (r *userRow) user() *tts.User {
 	return &tts.User{
 		ID: r.ID, Email: r.Email, Role: tts.Role(r.Role), PasswordHash: r.PasswordHash, Disabled: r.Disabled != 0,
 		CreatedAt: fromMillis(r.CreatedAt), UpdatedAt: fromMillis(r.UpdatedAt), LastLoginAt: fromNullMillis(r.LastLoginAt),
+		TokenVersion: r.TokenVersion,
 	}
 }
 
@@ -106,6 +108,9 @@ func (s *DB) UpdateUser(ctx context.Context, id string, p tts.UserPatch) (*tts.U
 	}
 	if p.PasswordHash != nil {
 		sets, args = append(sets, "password_hash = ?"), append(args, *p.PasswordHash)
+	}
+	if p.EndSessions {
+		sets = append(sets, "token_version = token_version + 1")
 	}
 	var r userRow
 	err := s.db.GetContext(ctx, &r, `UPDATE users SET `+strings.Join(sets, ", ")+` WHERE id = ? RETURNING `+userColumns,

@@ -16,6 +16,9 @@ type User struct {
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
 	LastLoginAt  *time.Time
+	// TokenVersion is carried by the account's login tokens; raising it
+	// (log-out, password change, disabling) ends every session at once.
+	TokenVersion int
 }
 
 // APIKey is a long-lived credential of a user, for scripts and apps. Only a
@@ -37,6 +40,8 @@ type UserPatch struct {
 	Role         *Role
 	Disabled     *bool
 	PasswordHash *string
+	// EndSessions raises TokenVersion.
+	EndSessions bool
 }
 
 // AccountStore persists users and API keys.

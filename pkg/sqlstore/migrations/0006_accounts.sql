@@ -11,6 +11,7 @@ CREATE TABLE users (
     created_at    BIGINT   NOT NULL,
     updated_at    BIGINT   NOT NULL,
     last_login_at BIGINT   NULL,
+    token_version INTEGER  NOT NULL DEFAULT 0,   -- tokens carry it; bumping it ends every session
     CONSTRAINT users_role_check CHECK (role IN ('admin', 'user')),
     CONSTRAINT users_disabled_check CHECK (disabled IN (0, 1))
 );
