@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/url"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -36,6 +37,9 @@ type AuthConfig struct {
 	LoginPerMinute     int `env:"LOGIN_RATE_PER_MINUTE" envDefault:"10"`
 	// QueuesUIReadOnly keeps asynq's dashboard at /admin/queues read-only.
 	QueuesUIReadOnly bool `env:"QUEUES_UI_READ_ONLY" envDefault:"true"`
+	// CORSOrigins lists other origins allowed to call the API from a
+	// browser (comma-separated, e.g. https://trainer.example.com).
+	CORSOrigins []string `env:"CORS_ALLOWED_ORIGINS"`
 }
 
 // Enabled reports whether the API requires authentication.
@@ -51,6 +55,12 @@ func (a *AuthConfig) validate(embedded bool) error {
 	}
 	if a.TokenTTL < time.Minute || a.TokenTTL > 30*24*time.Hour {
 		return fmt.Errorf("JWT_TTL: must be from 1m to 720h")
+	}
+	for _, o := range a.CORSOrigins {
+		u, err := url.Parse(o)
+		if o == "*" || err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.Path != "" || u.RawQuery != "" {
+			return fmt.Errorf("CORS_ALLOWED_ORIGINS: %q is not an origin such as https://trainer.example.com (no wildcard, no path)", o)
+		}
 	}
 	if a.RateLimitPerMinute < 0 || a.DailyCharQuota < 0 || a.LoginPerMinute < 0 {
 		return fmt.Errorf("RATE_LIMIT_PER_MINUTE, DAILY_CHAR_QUOTA, LOGIN_RATE_PER_MINUTE: must not be negative (0 turns a limit off)")

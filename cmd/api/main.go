@@ -196,9 +196,10 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		Jobs: svc, Logger: log, MaxBodyBytes: c.MaxBodyBytes, Mode: mode,
 		Metrics: metrics.NewHTTP(m.Registry), MetricsHandler: promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}),
 		SpeechTimeout: c.SpeechTimeout, MaxBatchBodyBytes: c.MaxBatchBodyBytes,
-		Checks: checks(db, rdb, objects, engine, registry),
-		Fleet:  fleetView(q.Inspector(), registry),
-		Web:    webHandler(),
+		Checks:      checks(db, rdb, objects, engine, registry),
+		Fleet:       fleetView(q.Inspector(), registry),
+		Web:         webHandler(),
+		CORSOrigins: c.Auth.CORSOrigins,
 	}
 	if err := m.setupAuth(ctx, db, rdb, &apiCfg); err != nil {
 		return err

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/kokorotts/kokoro-tts/pkg/auth"
+	"github.com/kokorotts/kokoro-tts/pkg/httpapi"
 	"github.com/kokorotts/kokoro-tts/pkg/tts"
 )
 
@@ -568,4 +570,37 @@ func TestOpenMode(t *testing.T) {
 		t.Fatalf("overview in open mode: %d %s", r.status, r.body)
 	}
 	wantError(t, s.do(t, "POST", "/api/auth/login", jsonCT, `{"email":"a@example.com","password":"whatever it is"}`), 422, tts.EUNSUPPORTED)
+}
+
+// TestCORS: only the configured origins get CORS headers; a preflight
+// needs no credentials; cookies are never allowed cross-origin.
+func TestCORS(t *testing.T) {
+	s := newStack(t, false)
+	cfgd := httptest.NewServer(httpapi.New(httpapi.Config{Jobs: nil, CORSOrigins: []string{"https://trainer.example.com"}}))
+	t.Cleanup(cfgd.Close)
+	pre := func(base, origin string) *http.Response {
+		req, _ := http.NewRequest("OPTIONS", base+"/api/tts", nil)
+		req.Header.Set("Origin", origin)
+		req.Header.Set("Access-Control-Request-Method", "POST")
+		req.Header.Set("Access-Control-Request-Headers", "authorization, content-type")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res
+	}
+	res := pre(cfgd.URL, "https://trainer.example.com")
+	if res.StatusCode != http.StatusNoContent || res.Header.Get("Access-Control-Allow-Origin") != "https://trainer.example.com" ||
+		!strings.Contains(strings.ToLower(res.Header.Get("Access-Control-Allow-Headers")), "authorization") ||
+		res.Header.Get("Access-Control-Allow-Credentials") != "" {
+		t.Fatalf("preflight from the allowed origin: %d %v", res.StatusCode, res.Header)
+	}
+	if res := pre(cfgd.URL, "https://evil.example.net"); res.Header.Get("Access-Control-Allow-Origin") != "" {
+		t.Fatalf("a foreign origin got CORS headers: %v", res.Header)
+	}
+	// Without configured origins there are no CORS headers at all.
+	if res := pre(s.srv.URL, "https://trainer.example.com"); res.Header.Get("Access-Control-Allow-Origin") != "" {
+		t.Fatalf("CORS headers with no origins configured: %v", res.Header)
+	}
 }

@@ -77,6 +77,11 @@ type Config struct {
 	// optional.
 	Web      http.Handler
 	QueuesUI http.Handler
+	// CORSOrigins are the other origins whose pages may call the API
+	// (e.g. the listening trainer's web app). Empty: same origin only.
+	// Credentials (cookies) are never allowed cross-origin; such apps send
+	// a token or key in Authorization.
+	CORSOrigins []string
 }
 
 // Server is the API's HTTP handler.
@@ -122,6 +127,17 @@ func New(cfg Config) *Server {
 		ReferrerPolicy: "no-referrer",
 	}))
 	s := &Server{e: e, cfg: cfg}
+	if len(cfg.CORSOrigins) > 0 {
+		// Before authentication: a preflight carries no credentials.
+		e.Use(middleware.CORSWithConfig(middleware.CORSConfig{
+			AllowOrigins: cfg.CORSOrigins,
+			AllowMethods: []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPatch, http.MethodDelete},
+			AllowHeaders: []string{echo.HeaderAuthorization, echo.HeaderContentType, "Idempotency-Key", "X-API-Key",
+				echo.HeaderXRequestID, "Last-Event-ID"},
+			ExposeHeaders: []string{echo.HeaderLocation, "Retry-After", "X-Job-ID", echo.HeaderXRequestID, "Idempotent-Replayed"},
+			MaxAge:        600,
+		}))
+	}
 	e.Use(s.authenticate)
 	// Applied with Use, not on a Group: Echo v4 gives a group with
 	// middleware a catch-all route that turns 405 into 404.
