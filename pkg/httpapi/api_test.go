@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -52,6 +53,25 @@ type stack struct {
 	redis     *testsvc.RedisServer
 	worker    *worker.Server
 	newWorker func() *worker.Server
+	logs      *syncBuffer // everything the API and the worker logged
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // stackOptions vary the test stack: the engine (default the tone engine),
@@ -86,7 +106,8 @@ func newStackWith(t *testing.T, o stackOptions) *stack {
 		o.engine = tone.New(tone.Config{})
 	}
 	ctx := context.Background()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	logs := &syncBuffer{}
+	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	db, err := sqlstore.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "db.sqlite"), sqlstore.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -126,7 +147,7 @@ func newStackWith(t *testing.T, o stackOptions) *stack {
 		cfg.MetricsHandler = promhttp.HandlerFor(prometheus.NewRegistry(), promhttp.HandlerOpts{})
 	}
 	api := httpapi.New(cfg)
-	s := &stack{api: api, accounts: accounts, srv: httptest.NewServer(api), db: db, redis: r}
+	s := &stack{api: api, accounts: accounts, srv: httptest.NewServer(api), db: db, redis: r, logs: logs}
 	t.Cleanup(s.srv.Close)
 	if o.concurrency > 0 {
 		testsvc.Require(t, "ffmpeg", "ffmpeg")

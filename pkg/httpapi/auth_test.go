@@ -231,6 +231,31 @@ func TestTokens(t *testing.T) {
 	}
 }
 
+// TestNoSecretsInLogs: passwords, tokens, keys and the signing secret
+// never reach the log, whatever the outcome of the request.
+func TestNoSecretsInLogs(t *testing.T) {
+	s := newAuthStack(t, auth.Limits{LoginsPerMinute: 100})
+	admin := s.login(t, testAdminEmail, testAdminPassword)
+	_, user := s.newUser(t, admin, "quiet@example.com")
+	key := s.do(t, "POST", "/api/auth/keys", jsonCT, `{"name":"k"}`, bearer(user)...).json(t)["key"].(string)
+	s.do(t, "POST", "/api/auth/login", jsonCT, `{"email":"quiet@example.com","password":"wrong-password-typed-here"}`)
+	s.do(t, "GET", "/api/jobs", "", "", bearer(key)...)
+	s.do(t, "GET", "/api/jobs", "", "", bearer(user+"x")...)
+	s.do(t, "GET", "/api/jobs", "", "", "X-API-Key", key+"x")
+	s.do(t, "POST", "/api/tts", jsonCT, `{"text":"Logged?"}`, bearer(user)...)
+	logs := s.logs.String()
+	if !strings.Contains(logs, "login refused") {
+		t.Fatalf("the log does not show the refused login; is the stack logging? %s", logs)
+	}
+	for name, secret := range map[string]string{"admin password": testAdminPassword, "user password": "a user password for tests",
+		"wrong password": "wrong-password-typed-here", "admin token": admin, "user token": user, "API key": key,
+		"API key body": strings.TrimPrefix(key, auth.KeyPrefix), "JWT secret": testJWTSecret} {
+		if strings.Contains(logs, secret) {
+			t.Errorf("the log contains the %s", name)
+		}
+	}
+}
+
 // TestForeignJobs: a user reaches neither another user's jobs nor batches
 // by any route; the admin API sees them.
 func TestForeignJobs(t *testing.T) {
