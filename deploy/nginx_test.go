@@ -298,6 +298,38 @@ func TestNginxExample(t *testing.T) {
 		}
 	})
 
+	t.Run("page and dashboards through nginx", func(t *testing.T) {
+		for _, c := range []struct{ path, ctype, csp string }{
+			{"/", "text/html", "script-src 'self'"},
+			{"/assets/app.js", "javascript", ""},
+			{"/admin", "text/html", "script-src 'self'"},
+			{"/admin/queues/", "text/html", "'unsafe-inline'"},
+		} {
+			res, err := httpsClient.Get(base + c.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			if res.StatusCode != http.StatusOK || !strings.Contains(res.Header.Get("Content-Type"), c.ctype) {
+				t.Errorf("GET %s: %d %q", c.path, res.StatusCode, res.Header.Get("Content-Type"))
+			}
+			// Exactly one policy: the page's own where it has one (a second,
+			// stricter one would block its scripts), else nginx's default.
+			csp := res.Header.Values("Content-Security-Policy")
+			if len(csp) != 1 || (c.csp != "" && (!strings.Contains(csp[0], c.csp) || strings.Contains(csp[0], "default-src 'none'"))) {
+				t.Errorf("GET %s: Content-Security-Policy %q, want one containing %q", c.path, csp, c.csp)
+			}
+		}
+		res, err := httpsClient.Get(base + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusNotFound {
+			t.Errorf("GET /metrics through nginx: %d, want 404 (scraped internally)", res.StatusCode)
+		}
+	})
+
 	t.Run("synthesis through nginx", func(t *testing.T) {
 		req, _ := http.NewRequest(http.MethodPost, base+"/api/tts", strings.NewReader(`{"text":"Hello through nginx.","format":"wav"}`))
 		req.Header.Set("Content-Type", "application/json")

@@ -261,7 +261,19 @@ func (s *Server) routesPages() {
 	}
 	if s.cfg.QueuesUI != nil {
 		ui := echo.WrapHandler(s.cfg.QueuesUI)
-		s.e.Any("/admin/queues", ui, s.pageGate)
-		s.e.Any("/admin/queues/*", ui, s.pageGate)
+		// asynqmon's page needs inline scripts and styles; nothing leaves
+		// the origin (its web fonts are not fetched).
+		csp := func(next echo.HandlerFunc) echo.HandlerFunc {
+			return func(c echo.Context) error {
+				c.Response().Header().Set("Content-Security-Policy", queuesUICSP)
+				return next(c)
+			}
+		}
+		s.e.Any("/admin/queues", ui, s.pageGate, csp)
+		s.e.Any("/admin/queues/*", ui, s.pageGate, csp)
 	}
 }
+
+const queuesUICSP = "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; " +
+	"img-src 'self' data:; font-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'self'"
+
