@@ -22,7 +22,7 @@ test-faults: ## the fault scenarios with real processes, including the slow ones
 bench: ## the pipeline and component benchmarks recorded in BENCHMARKS.md
 	go test -run '^$$' -bench . -benchtime 3s ./internal/pipelinebench
 	go test -run '^$$' -bench . -benchtime 20x ./pkg/audio ./pkg/espeak ./storage/disk
-	go test -run '^$$' -bench . -benchtime 2s ./pkg/sqlstore ./pkg/phonemize
+	go test -run '^$$' -bench . -benchtime 2s ./pkg/sqlstore ./pkg/phonemize ./pkg/auth
 	go test -run '^$$' -bench 'RawRun|RunChunk|SynthesizeOverhead' -benchtime 2s ./pkg/kokoro
 	go test -run '^$$' -bench 'StandinThroughput|MemoryLoaded' -benchtime 2x ./pkg/kokoro
 

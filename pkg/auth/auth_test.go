@@ -226,3 +226,57 @@ func TestLimiter(t *testing.T) {
 		t.Fatal("a second login from one address within the minute passed")
 	}
 }
+
+// BenchmarkAuthenticate measures what authentication adds to each request:
+// verifying a token or hashing a key, plus reading the account.
+func BenchmarkAuthenticate(b *testing.B) {
+	s, _ := newService(b)
+	ctx := context.Background()
+	u, err := s.CreateUser(ctx, "bench@example.com", "a benchmark password", tts.RoleUser)
+	if err != nil {
+		b.Fatal(err)
+	}
+	tok, _, err := s.IssueToken(u)
+	if err != nil {
+		b.Fatal(err)
+	}
+	key, _, err := s.CreateKey(ctx, u.ID, "bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range []struct{ name, cred string }{{"token", tok}, {"key", key}} {
+		b.Run(c.name, func(b *testing.B) {
+			for b.Loop() {
+				if _, err := s.Authenticate(ctx, c.cred); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkLogin measures a log-in at bcrypt's default cost (10), which is
+// what bounds log-in throughput.
+func BenchmarkLogin(b *testing.B) {
+	ctx := context.Background()
+	db, err := sqlstore.Open(ctx, "sqlite:"+filepath.Join(b.TempDir(), "db.sqlite"), sqlstore.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Migrate(ctx); err != nil {
+		b.Fatal(err)
+	}
+	s, err := auth.New(auth.Config{Store: db, Secret: []byte(secret)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := s.CreateUser(ctx, "bench@example.com", "a benchmark password", tts.RoleUser); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, _, _, err := s.Login(ctx, "bench@example.com", "a benchmark password"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
