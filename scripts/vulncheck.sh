@@ -53,7 +53,9 @@ outside() { (cd "$tmp" && "$@"); }
 
 # 1. govulncheck, pinned.
 GOVULNCHECK="$CACHE_ROOT/bin/govulncheck"
-if ! { [[ -x "$GOVULNCHECK" ]] && "$GOVULNCHECK" -version 2>/dev/null | grep -qx "Scanner: govulncheck@$GOVULNCHECK_VERSION"; }; then
+installed=""
+[[ -x "$GOVULNCHECK" ]] && installed="$("$GOVULNCHECK" -version 2>/dev/null || true)"
+if [[ "$installed" != *"Scanner: govulncheck@$GOVULNCHECK_VERSION"* ]]; then
 	log "installing golang.org/x/vuln/cmd/govulncheck@$GOVULNCHECK_VERSION into $CACHE_ROOT/bin"
 	outside env GOBIN="$tmp/bin" go install "golang.org/x/vuln/cmd/govulncheck@$GOVULNCHECK_VERSION" ||
 		die "could not install govulncheck@$GOVULNCHECK_VERSION (is the Go module proxy reachable? GOPROXY=$(go env GOPROXY))"
