@@ -398,6 +398,7 @@ func TestServiceMode(t *testing.T) {
 	redis.Restart(t)
 	worker := start(t, "worker", env)
 	c = waitHealthy(t, api, base)
+	c.login(t, "admin@example.com", "an e2e admin password")
 	for _, bin := range []string{"worker", "api"} {
 		if code, out := run(t, bin, env, "health"); code != 0 {
 			t.Fatalf("%s health with everything up: exit %d: %s", bin, code, out)
@@ -425,13 +426,13 @@ func TestServiceMode(t *testing.T) {
 	// Events cross processes: the worker publishes, the API streams.
 	long := strings.Repeat("The teacher reads the sentence slowly, and the class repeats it. ", 25)
 	id = c.submit(t, `{"text":"`+long+`","voice":"af_sky","format":"wav"}`)
-	joined := strings.Join(sse(t, base+"/api/jobs/"+id+"/events"), ",")
+	joined := strings.Join(sse(t, c.http, base+"/api/jobs/"+id+"/events"), ",")
 	if !strings.HasPrefix(joined, "queued,running") || !strings.HasSuffix(joined, ",succeeded") || strings.Count(joined, "running") < 2 {
 		t.Fatalf("event types across processes: %s", joined)
 	}
 
 	// Operators' numbers: the API's /metrics and the worker's.
-	apiMetrics := httpGet(t, base+"/metrics")
+	apiMetrics := httpGet(t, c.http, base+"/metrics")
 	for _, want := range []string{
 		`kokoro_tts_http_request_duration_seconds_count{method="POST",route="/api/tts",status="202"}`,
 		`kokoro_tts_jobs{status="succeeded"} 3`,
@@ -442,7 +443,7 @@ func TestServiceMode(t *testing.T) {
 			t.Fatalf("API metrics lack %s:\n%s", want, apiMetrics)
 		}
 	}
-	workerMetrics := httpGet(t, "http://"+logField(t, worker.Output(), "metrics listening", "addr")+"/metrics")
+	workerMetrics := httpGet(t, http.DefaultClient, "http://"+logField(t, worker.Output(), "metrics listening", "addr")+"/metrics")
 	for _, want := range []string{
 		`kokoro_tts_worker_jobs_total{outcome="succeeded"} 3`,
 		`kokoro_tts_worker_engine_info{device="cpu",engine="espeak-ng"`,
@@ -459,6 +460,7 @@ func TestServiceMode(t *testing.T) {
 	env["S3_PRESIGN_TTL"] = "5m"
 	api = start(t, "api", env)
 	c = waitHealthy(t, api, base)
+	c.login(t, "admin@example.com", "an e2e admin password")
 	_, resp = c.fetchAudio(t, job, "wav", 0.5, 3)
 	if resp.StatusCode != http.StatusTemporaryRedirect || !strings.Contains(resp.Header.Get("Location"), minio.Endpoint) {
 		t.Fatalf("expected a redirect to MinIO, got %d %s", resp.StatusCode, resp.Header.Get("Location"))
@@ -483,9 +485,9 @@ func TestServiceMode(t *testing.T) {
 	}
 }
 
-func httpGet(t *testing.T, url string) string {
+func httpGet(t *testing.T, c *http.Client, url string) string {
 	t.Helper()
-	res, err := http.Get(url)
+	res, err := c.Get(url)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -513,9 +515,9 @@ func logField(t *testing.T, output, msg, field string) string {
 }
 
 // sse reads a job's whole event stream and returns the event types in order.
-func sse(t *testing.T, url string) []string {
+func sse(t *testing.T, c *http.Client, url string) []string {
 	t.Helper()
-	res, err := (&http.Client{Timeout: 90 * time.Second}).Get(url)
+	res, err := (&http.Client{Timeout: 90 * time.Second, Transport: c.Transport}).Get(url)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -245,6 +245,8 @@ func TestBadInput(t *testing.T) {
 		{"two objects", "POST", "/api/tts", jsonCT, `{"text":"a"}{"text":"b"}`, 400, "malformed_request", "exactly one"},
 		{"trailing brace", "POST", "/api/tts", jsonCT, `{"text":"a"}}`, 400, "malformed_request", "exactly one"},
 		{"trailing garbage", "POST", "/api/tts", jsonCT, `{"text":"a"} x`, 400, "malformed_request", "exactly one"},
+		{"duplicate key", "POST", "/api/tts", jsonCT, `{"text":"a","text":"b"}`, 400, "malformed_request", "repeats the key"},
+		{"duplicate key in another case", "POST", "/api/tts", jsonCT, `{"text":"a","Text":"b"}`, 400, "malformed_request", "repeats the key"},
 		{"empty body", "POST", "/api/tts", jsonCT, ``, 400, "malformed_request", ""},
 		{"invalid utf8 body", "POST", "/api/tts", jsonCT, "{\"text\":\"a\xff\"}", 400, "malformed_request", "UTF-8"},
 		{"wrong content type", "POST", "/api/tts", "text/plain", `{"text":"Hello"}`, 415, "unsupported_media", "application/json"},

@@ -101,7 +101,63 @@ func decodeJSON(c echo.Context, dst any) error {
 	if err := dec.Decode(&struct{}{}); err != io.EOF {
 		return tts.Errorf(tts.EMALFORMED, "the request body must hold exactly one JSON object")
 	}
+	// encoding/json keeps the last of duplicate keys: refuse them instead,
+	// so that no two readers of one body can see different requests.
+	if k := duplicateKey(body); k != "" {
+		return tts.Errorf(tts.EMALFORMED, "the request body repeats the key %q", clipID(k))
+	}
 	return nil
+}
+
+// duplicateKey returns the first key that appears twice in one object of a
+// valid JSON document, comparing keys as encoding/json matches fields
+// (ignoring case), or "" when there is none.
+func duplicateKey(body []byte) string {
+	type object struct {
+		keys      map[string]bool
+		expectKey bool
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	var stack []*object // nil entries are arrays
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return ""
+		}
+		var top *object
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		if d, ok := tok.(json.Delim); ok {
+			switch d {
+			case '{', '[':
+				if top != nil {
+					top.expectKey = true // this value is the member's whole value
+				}
+				var o *object
+				if d == '{' {
+					o = &object{keys: map[string]bool{}, expectKey: true}
+				}
+				stack = append(stack, o)
+			default:
+				stack = stack[:len(stack)-1]
+			}
+			continue
+		}
+		if top == nil {
+			continue
+		}
+		if k, ok := tok.(string); ok && top.expectKey {
+			folded := strings.ToLower(k)
+			if top.keys[folded] {
+				return k
+			}
+			top.keys[folded] = true
+			top.expectKey = false
+			continue
+		}
+		top.expectKey = true
+	}
 }
 
 func jsonKind(k string) string {
