@@ -25,7 +25,7 @@
 # mattn/go-sqlite3) and the worker loads libonnxruntime.so with dlopen, which a static binary cannot do
 # reliably. They are built on Debian bookworm (glibc 2.36) and run on Ubuntu 24.04 (glibc 2.39).
 
-ARG GO_IMAGE=golang:1.26.8-bookworm
+ARG GO_IMAGE=golang:1.26.11-bookworm
 ARG CUDA_IMAGE=nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04
 ARG BASE_IMAGE=ubuntu:24.04
 ARG ORT_VERSION=1.30.0

@@ -1,6 +1,9 @@
 # The README's commands. `make help` lists them.
 .DEFAULT_GOAL := help
 BIN ?= bin
+# go.mod's toolchain line (a Go patch release with security fixes) decides the Go version; the go command
+# fetches it from the module proxy once. Machines that set GOTOOLCHAIN=local would otherwise ignore it.
+export GOTOOLCHAIN := auto
 
 .PHONY: help run test test-short test-faults bench bench-gpu lint build model fixtures clean
 

@@ -2,6 +2,8 @@ module github.com/kokorotts/kokoro-tts
 
 go 1.26.8
 
+toolchain go1.26.11
+
 require (
 	github.com/alicebob/miniredis/v2 v2.40.0
 	github.com/caarlos0/env/v11 v11.4.2

@@ -288,6 +288,10 @@ func TestDockerfileStages(t *testing.T) {
 	if compareVersions(m[1], modGo[1]) < 0 {
 		t.Errorf("Go image %s is older than go.mod's go %s", goImage, modGo[1])
 	}
+	// And at least its toolchain line: the release the code is tested and vulnerability-checked with.
+	if tc := regexp.MustCompile(`(?m)^toolchain go(\S+)$`).FindStringSubmatch(readRepoFile(t, "go.mod")); tc != nil && compareVersions(m[1], tc[1]) < 0 {
+		t.Errorf("Go image %s is older than go.mod's toolchain go%s", goImage, tc[1])
+	}
 	// Built on an older glibc than the runtime's (Ubuntu 24.04 has 2.39; bookworm 2.36).
 	if m[2] != "bookworm" {
 		t.Errorf("Go image %s: build on bookworm (glibc 2.36) so the binaries run on Ubuntu 24.04 (glibc 2.39)", goImage)

@@ -7,6 +7,7 @@
 # scripts/ensure-onnxruntime.sh); without it, espeak-ng, and says so.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export GOTOOLCHAIN=auto # go.mod's toolchain line, fetched from the module proxy once
 scripts/install-deps.sh
 export DATA_DIR="${DATA_DIR:-./data}"
 scripts/fetch-model.sh --soft || true
