@@ -5,7 +5,7 @@ BIN ?= bin
 # fetches it from the module proxy once. Machines that set GOTOOLCHAIN=local would otherwise ignore it.
 export GOTOOLCHAIN := auto
 
-.PHONY: help run test test-short test-faults bench bench-gpu lint build model fixtures clean
+.PHONY: help run test test-short test-faults vuln bench bench-gpu lint build model fixtures clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -21,6 +21,9 @@ test-short: ## go test without the race detector or fuzzing (quick local loop)
 
 test-faults: ## the fault scenarios with real processes, including the slow ones (RELIABILITY.md)
 	FAULTS_SLOW=1 go test -count=1 -v ./internal/faults
+
+vuln: ## govulncheck against an offline snapshot of the Go vulnerability database (part of make test)
+	scripts/vulncheck.sh
 
 bench: ## the pipeline and component benchmarks recorded in BENCHMARKS.md
 	go test -run '^$$' -bench . -benchtime 3s ./internal/pipelinebench

@@ -31,6 +31,10 @@ if go list -deps ./cmd/api | grep -q onnxruntime_go; then
 	exit 1
 fi
 
+echo "== govulncheck (offline: a snapshot of the Go vulnerability database from the module proxy)"
+scripts/vulncheck.sh
+go test -C scripts/vulndb -count=1 ./...
+
 echo "== go test -race"
 go test -race -count=1 -timeout 20m ./...
 

@@ -30,6 +30,9 @@
 # Usage: scripts/vulncheck.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Check the standard library of go.mod's toolchain (what the binaries are built with), even where
+# the environment says GOTOOLCHAIN=local.
+export GOTOOLCHAIN=auto
 
 GOVULNCHECK_VERSION="${GOVULNCHECK_VERSION:-v1.9.0}"
 VULNDB_VERSION="${VULNDB_VERSION:-v0.0.0-20261105234957-e22db6528018}"
