@@ -1,12 +1,15 @@
 package sqlstore
 
 import (
+	"bytes"
 	"context"
 	"path/filepath"
 	"strings"
 	"testing"
 	"testing/fstest"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/kokorotts/kokoro-tts/pkg/tts"
 )
@@ -169,4 +172,47 @@ func TestSQLiteURIEscapesPath(t *testing.T) {
 			t.Errorf("sqliteURI = %q lacks %s", u, p)
 		}
 	}
+}
+
+// TestHotQueryPlans: the cache lookup, a user's own listing and the
+// dashboard's statistics use their indexes without sorting (a soak found
+// FindCached scanning every succeeded job).
+func TestHotQueryPlans(t *testing.T) {
+	s := openMigrated(t)
+	own, ownArgs := listQuery(tts.JobFilter{UserID: "u", Before: "z", Limit: 21})
+	for _, c := range []struct {
+		name, query, index string
+		args               []any
+	}{
+		{"FindCached", `SELECT id FROM jobs WHERE cache_key = ? AND status = 'succeeded' ORDER BY id DESC LIMIT 1`, "jobs_cache_key", []any{"k"}},
+		{"own jobs", own, "jobs_user_id", ownArgs},
+		{"stats window", `SELECT COUNT(*) FROM jobs WHERE id >= ? AND status = 'failed' AND finished_at >= ?`, "id>?", []any{idFloor(time.Now()), 0}},
+	} {
+		if p := queryPlan(t, s, c.query, c.args...); !strings.Contains(p, c.index) || strings.Contains(p, "TEMP B-TREE") {
+			t.Errorf("%s: plan %q, want it to use %s without sorting", c.name, p, c.index)
+		}
+	}
+}
+
+// TestIDFloor: idFloor(t) sorts after every id made before t and at or
+// before every id made from t on.
+func TestIDFloor(t *testing.T) {
+	now := time.Now()
+	before, at := uuidAt(t, now.Add(-time.Millisecond)), uuidAt(t, now)
+	if f := idFloor(now); !(before < f && f <= at) {
+		t.Fatalf("idFloor = %s, want between %s and %s", f, before, at)
+	}
+}
+
+func uuidAt(t *testing.T, at time.Time) string {
+	t.Helper()
+	u, err := uuid.NewV7FromReader(bytes.NewReader(make([]byte, 16)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms := uint64(at.UnixMilli())
+	for i := range 6 {
+		u[i] = byte(ms >> (40 - 8*i))
+	}
+	return u.String()
 }

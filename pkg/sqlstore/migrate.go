@@ -13,7 +13,7 @@ import (
 
 // SchemaVersion is the schema version this code reads and writes: the number
 // of the last embedded migration.
-const SchemaVersion = 6
+const SchemaVersion = 7
 
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
