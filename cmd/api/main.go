@@ -160,6 +160,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			return fmt.Errorf("starting the embedded Redis: %w", err)
 		}
 		m.closers = append(m.closers, func() error { mr.Close(); return nil })
+		m.closers = append(m.closers, expireKeys(mr, time.Minute))
 		redisURL = "redis://" + mr.Addr()
 		log.Warn("EMBEDDED MODE: the queue lives in memory and does not persist; jobs queued when the process stops are re-queued from the database at the next start. Set REDIS_URL for production.",
 			"redis", mr.Addr(), "data_dir", c.DataDir)
@@ -344,4 +345,29 @@ func (m *Main) webhookHandler(db *sqlstore.DB) *worker.WebhookHandler {
 	}
 	return &worker.WebhookHandler{Store: db, Sender: webhook.NewSender(w.Secret, 30*time.Second, w.AllowPrivate),
 		Logger: m.Logger.With("component", "webhook")}
+}
+
+// expireKeys makes the embedded Redis honour TTLs: miniredis ages keys only
+// when told to, so without this the 24 h event streams, locks and rate-limit
+// keys would live as long as the process (a soak grew by ~1.6 KB of heap per
+// job). It returns the function that stops it.
+func expireKeys(mr *miniredis.Miniredis, every time.Duration) func() error {
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		last := time.Now()
+		for {
+			select {
+			case <-stop:
+				return
+			case now := <-t.C:
+				mr.FastForward(now.Sub(last))
+				last = now
+			}
+		}
+	}()
+	return func() error { close(stop); <-done; return nil }
 }
