@@ -5,7 +5,8 @@
 // uses (BuildKit's Dockerfile parser, compose-go) and check the promises DEPLOYMENT.md makes: the
 // stages and their contents, the CUDA 12 base, the services and the order they start in, that every
 // variable the binaries read is documented; they build the binaries with the Dockerfile's flags and
-// run them; and they run nginx on the example configuration in front of a real API.
+// run them; they run nginx on the example configuration in front of a real API; and they check that
+// the Grafana dashboard (deploy/grafana/kokoro-tts.json) queries only metrics the binaries export.
 //
 // The package has no code of its own.
 package deploy
