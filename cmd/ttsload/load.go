@@ -29,6 +29,7 @@ type config struct {
 	timeout     time.Duration
 	soak        bool
 	sampleEvery time.Duration
+	key         string // sent as Authorization: Bearer when set
 }
 
 // load is one run: the configuration, the HTTP client and what was counted.
@@ -118,6 +119,7 @@ func (l *load) one(ctx context.Context, client, seq int, pollUntil time.Time) {
 		return
 	}
 	req.Header.Set("Content-Type", "application/json")
+	l.authorize(req)
 	res, err := l.http.Do(req)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -185,6 +187,7 @@ func (l *load) status(ctx context.Context, id string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	l.authorize(req)
 	res, err := l.http.Do(req)
 	if err != nil {
 		return "", err
@@ -289,6 +292,7 @@ func (s *sampler) sample(ctx context.Context) {
 		s.errors++
 		return
 	}
+	s.l.authorize(req)
 	res, err := s.l.http.Do(req)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -437,5 +441,12 @@ func (r *report) print(w io.Writer) {
 		fmt.Fprintf(w, "goroutines: first %.0f, last %.0f, max %.0f (%d samples)\n", g.First, g.Last, g.Max, g.Samples)
 		fmt.Fprintf(w, "RSS MiB:    first %.1f, last %.1f, max %.1f (%d samples, %d sample errors)\n",
 			m.First/(1<<20), m.Last/(1<<20), m.Max/(1<<20), m.Samples, r.Soak.SampleErrors)
+	}
+}
+
+// authorize adds the API key or token, if any.
+func (l *load) authorize(req *http.Request) {
+	if l.cfg.key != "" {
+		req.Header.Set("Authorization", "Bearer "+l.cfg.key)
 	}
 }

@@ -53,6 +53,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&cfg.timeout, "timeout", 10*time.Second, "timeout of each HTTP request")
 	fs.BoolVar(&cfg.soak, "soak", false, "sample the API's goroutines and resident memory from /metrics")
 	fs.DurationVar(&cfg.sampleEvery, "sample-every", 5*time.Second, "sampling interval with -soak")
+	fs.StringVar(&cfg.key, "key", os.Getenv("KOKORO_TTS_API_KEY"), "API key or token when the API requires authentication (default $KOKORO_TTS_API_KEY; an admin's key is exempt from the per-account rate limit and quota)")
 	jsonOut := fs.Bool("json", false, "print the report as JSON")
 	allowRemote := fs.Bool("allow-remote", false, "allow a -server that is not loopback or this host")
 	if err := fs.Parse(args); err != nil {

@@ -30,13 +30,14 @@ func build(t *testing.T, dir, name string) string {
 
 // startAPI runs the API in embedded mode with the tone engine in its own
 // process group, killed with the group at cleanup.
-func startAPI(t *testing.T, bin string) string {
+func startAPI(t *testing.T, bin string, env ...string) string {
 	t.Helper()
 	port := strconv.Itoa(testsvc.FreePort(t))
 	var out bytes.Buffer
 	cmd := exec.Command(bin)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"),
 		"DATA_DIR=" + t.TempDir(), "HTTP_ADDR=127.0.0.1:" + port, "TTS_ENGINE=tone"}
+	cmd.Env = append(cmd.Env, env...)
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -168,5 +169,50 @@ func TestGauge(t *testing.T) {
 		if _, ok := gauge(line, "go_goroutines"); ok {
 			t.Fatalf("%q parsed", line)
 		}
+	}
+}
+
+// TestLoadWithAuthentication drives an API that requires authentication
+// with an admin's token (exempt from the per-account limits); without it
+// every submission is refused.
+func TestLoadWithAuthentication(t *testing.T) {
+	dir := t.TempDir()
+	api := build(t, dir, "api")
+	load := build(t, dir, "ttsload")
+	base := startAPI(t, api, "JWT_SECRET=load-test-secret-0123456789abcdef0123", "ADMIN_EMAIL=admin@example.com",
+		"ADMIN_PASSWORD=a load test admin password")
+	res, err := http.Post(base+"/api/auth/login", "application/json",
+		strings.NewReader(`{"email":"admin@example.com","password":"a load test admin password"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var login struct{ Token string }
+	err = json.NewDecoder(res.Body).Decode(&login)
+	res.Body.Close()
+	if err != nil || login.Token == "" {
+		t.Fatalf("login: %d %v", res.StatusCode, err)
+	}
+	runLoad := func(args ...string) report {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+		defer cancel()
+		var stdout, stderr bytes.Buffer
+		cmd := exec.CommandContext(ctx, load, append([]string{"-server", base, "-clients", "2", "-duration", "2s",
+			"-distinct", "-format", "wav", "-soak", "-sample-every", "500ms", "-json"}, args...)...)
+		cmd.Env = append(os.Environ(), "KOKORO_TTS_API_KEY=")
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		_ = cmd.Run()
+		var r report
+		if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
+			t.Fatalf("report is not JSON: %v\n%s\n%s", err, stdout.String(), stderr.String())
+		}
+		return r
+	}
+	r := runLoad("-key", login.Token)
+	if r.Accepted == 0 || r.Succeeded != r.Accepted || r.Errors != 0 || r.Soak == nil || r.Soak.SampleErrors != 0 {
+		t.Fatalf("with the token: accepted %d, succeeded %d, errors %d %v, soak %+v", r.Accepted, r.Succeeded, r.Errors, r.ErrorSamples, r.Soak)
+	}
+	if r := runLoad(); r.Accepted != 0 {
+		t.Fatalf("without a token %d jobs were accepted", r.Accepted)
 	}
 }
