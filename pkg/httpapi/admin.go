@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v5"
 
 	"github.com/kokorotts/kokoro-tts/pkg/events"
 	"github.com/kokorotts/kokoro-tts/pkg/tts"
@@ -139,7 +139,7 @@ func parseTime(name, v string) (time.Time, error) {
 	return t, nil
 }
 
-func (h *adminHandlers) jobs(c echo.Context) error {
+func (h *adminHandlers) jobs(c *echo.Context) error {
 	q := c.QueryParams()
 	for k := range q {
 		switch k {
@@ -196,7 +196,7 @@ type timelineEntry struct {
 	Attempt  int       `json:"attempt,omitempty"`
 }
 
-func (h *adminHandlers) job(c echo.Context) error {
+func (h *adminHandlers) job(c *echo.Context) error {
 	ctx := c.Request().Context()
 	j, err := h.s.cfg.Jobs.Get(ctx, c.Param("id"))
 	if err != nil {
@@ -213,7 +213,7 @@ func (h *adminHandlers) job(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]any{"job": h.s.adminViewOf(j, h.s.emails(ctx)), "events": tl})
 }
 
-func (h *adminHandlers) retry(c echo.Context) error {
+func (h *adminHandlers) retry(c *echo.Context) error {
 	j, err := h.a.Retry(c.Request().Context(), c.Param("id"))
 	if err != nil {
 		return err
@@ -222,7 +222,7 @@ func (h *adminHandlers) retry(c echo.Context) error {
 	return c.JSON(http.StatusCreated, map[string]any{"job": h.s.adminViewOf(j, h.s.emails(c.Request().Context()))})
 }
 
-func (h *adminHandlers) cancel(c echo.Context) error {
+func (h *adminHandlers) cancel(c *echo.Context) error {
 	j, err := h.s.cfg.Jobs.Cancel(c.Request().Context(), c.Param("id"))
 	if err != nil {
 		return err
@@ -230,7 +230,7 @@ func (h *adminHandlers) cancel(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]any{"job": h.s.adminViewOf(j, h.s.emails(c.Request().Context()))})
 }
 
-func (h *adminHandlers) delete(c echo.Context) error {
+func (h *adminHandlers) delete(c *echo.Context) error {
 	if err := h.a.Delete(c.Request().Context(), c.Param("id")); err != nil {
 		return err
 	}
@@ -251,7 +251,7 @@ type statsView struct {
 	SynthP95MS    int64   `json:"synth_p95_ms"`
 }
 
-func (h *adminHandlers) overview(c echo.Context) error {
+func (h *adminHandlers) overview(c *echo.Context) error {
 	ctx := c.Request().Context()
 	const window = time.Hour
 	st, err := h.a.Stats(ctx, window)
@@ -300,7 +300,7 @@ type userBody struct {
 	Role     string `json:"role"`
 }
 
-func (s *Server) listUsers(c echo.Context) error {
+func (s *Server) listUsers(c *echo.Context) error {
 	us, err := s.cfg.Accounts.ListUsers(c.Request().Context())
 	if err != nil {
 		return err
@@ -312,7 +312,7 @@ func (s *Server) listUsers(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]any{"users": out})
 }
 
-func (s *Server) createUser(c echo.Context) error {
+func (s *Server) createUser(c *echo.Context) error {
 	var b userBody
 	if err := decodeJSON(c, &b); err != nil {
 		return err
@@ -331,7 +331,7 @@ type userPatchBody struct {
 	Password *string `json:"password"`
 }
 
-func (s *Server) patchUser(c echo.Context) error {
+func (s *Server) patchUser(c *echo.Context) error {
 	var b userPatchBody
 	if err := decodeJSON(c, &b); err != nil {
 		return err
@@ -377,7 +377,7 @@ func (s *Server) patchUser(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]any{"user": userViewOf(u)})
 }
 
-func (s *Server) listKeys(c echo.Context) error {
+func (s *Server) listKeys(c *echo.Context) error {
 	uid := c.QueryParam("user_id")
 	ks, err := s.cfg.Accounts.ListAPIKeys(c.Request().Context(), uid)
 	if err != nil {
@@ -386,7 +386,7 @@ func (s *Server) listKeys(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]any{"keys": keyViews(ks)})
 }
 
-func (s *Server) adminCreateKey(c echo.Context) error {
+func (s *Server) adminCreateKey(c *echo.Context) error {
 	var b keyBody
 	if err := decodeJSON(c, &b); err != nil {
 		return err
@@ -403,4 +403,4 @@ func (s *Server) adminCreateKey(c echo.Context) error {
 	return s.createKey(c, b.UserID, b.Name)
 }
 
-func (s *Server) adminRevokeKey(c echo.Context) error { return s.revokeKey(c, "") }
+func (s *Server) adminRevokeKey(c *echo.Context) error { return s.revokeKey(c, "") }

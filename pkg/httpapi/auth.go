@@ -9,7 +9,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v5"
 
 	"github.com/kokorotts/kokoro-tts/pkg/auth"
 	"github.com/kokorotts/kokoro-tts/pkg/tts"
@@ -32,7 +32,7 @@ var publicRoutes = map[[2]string]bool{
 // isPublic reports whether the route needs no credentials: the health
 // check, logging in and out, and the static page and its assets. The admin
 // pages do their own check (pageGate).
-func isPublic(c echo.Context) bool {
+func isPublic(c *echo.Context) bool {
 	if publicRoutes[[2]string{c.Request().Method, c.Path()}] {
 		return true
 	}
@@ -71,7 +71,7 @@ func credential(r *http.Request) (string, error) {
 
 // principalOf authenticates the request. ok=false with a nil error means no
 // credential was given.
-func (s *Server) principalOf(c echo.Context) (tts.Principal, bool, error) {
+func (s *Server) principalOf(c *echo.Context) (tts.Principal, bool, error) {
 	cred, err := credential(c.Request())
 	if err != nil {
 		return tts.Principal{}, false, err
@@ -87,7 +87,7 @@ func (s *Server) principalOf(c echo.Context) (tts.Principal, bool, error) {
 }
 
 // withPrincipal puts p on the request's context for the services.
-func withPrincipal(c echo.Context, p tts.Principal) {
+func withPrincipal(c *echo.Context, p tts.Principal) {
 	c.SetRequest(c.Request().WithContext(tts.WithPrincipal(c.Request().Context(), p)))
 	c.Set("principal", p)
 }
@@ -95,7 +95,7 @@ func withPrincipal(c echo.Context, p tts.Principal) {
 // authenticate is the gate of every route when authentication is on: a
 // valid token or key, within its rate limit, or 401/429.
 func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
+	return func(c *echo.Context) error {
 		if s.cfg.Auth == nil || isPublic(c) {
 			return next(c)
 		}
@@ -117,7 +117,7 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 // requireAdmin refuses callers that are not admins (403). With
 // authentication off every caller is the operator.
 func (s *Server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
+	return func(c *echo.Context) error {
 		if s.cfg.Auth == nil {
 			return next(c)
 		}
@@ -132,7 +132,7 @@ func (s *Server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 // pageGate guards the admin pages, which browsers open directly: no
 // credentials → redirect to the log-in page; a user → 403; an admin → on.
 func (s *Server) pageGate(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
+	return func(c *echo.Context) error {
 		if s.cfg.Auth == nil {
 			return next(c)
 		}
@@ -205,7 +205,7 @@ func (s *Server) authOff() error {
 
 // clientIP is the address login attempts are counted against (Echo's
 // RealIP, which trusts X-Forwarded-For only from the configured proxies).
-func clientIP(c echo.Context) string {
+func clientIP(c *echo.Context) string {
 	ip := c.RealIP()
 	if h, _, err := net.SplitHostPort(ip); err == nil {
 		ip = h
@@ -213,7 +213,7 @@ func clientIP(c echo.Context) string {
 	return ip
 }
 
-func (s *Server) login(c echo.Context) error {
+func (s *Server) login(c *echo.Context) error {
 	if s.cfg.Auth == nil {
 		return s.authOff()
 	}
@@ -250,14 +250,14 @@ func clipLog(s string) string {
 	return s
 }
 
-func (s *Server) setSession(c echo.Context, tok string, exp time.Time) {
+func (s *Server) setSession(c *echo.Context, tok string, exp time.Time) {
 	c.SetCookie(&http.Cookie{Name: SessionCookie, Value: tok, Path: "/", Expires: exp, HttpOnly: true,
 		SameSite: http.SameSiteStrictMode, Secure: c.Scheme() == "https"})
 }
 
 // logout clears the cookie and, given the session's token, ends every
 // session of the account (its tokens stop working; API keys do not).
-func (s *Server) logout(c echo.Context) error {
+func (s *Server) logout(c *echo.Context) error {
 	if s.cfg.Auth != nil {
 		r := c.Request()
 		cred, _ := credential(r)
@@ -285,7 +285,7 @@ type meView struct {
 	Via         string   `json:"via"` // token, key or open
 }
 
-func (s *Server) me(c echo.Context) error {
+func (s *Server) me(c *echo.Context) error {
 	if s.cfg.Auth == nil {
 		return c.JSON(http.StatusOK, meView{User: userView{Role: string(tts.RoleAdmin)}, Via: "open"})
 	}
@@ -301,7 +301,7 @@ func (s *Server) me(c echo.Context) error {
 	return c.JSON(http.StatusOK, meView{AuthEnabled: true, User: userViewOf(u), Via: via})
 }
 
-func (s *Server) refresh(c echo.Context) error {
+func (s *Server) refresh(c *echo.Context) error {
 	if s.cfg.Auth == nil {
 		return s.authOff()
 	}
@@ -350,7 +350,7 @@ type newKeyView struct {
 	APIKey keyView `json:"api_key"`
 }
 
-func (s *Server) myKeys(c echo.Context) error {
+func (s *Server) myKeys(c *echo.Context) error {
 	if s.cfg.Auth == nil {
 		return s.authOff()
 	}
@@ -366,7 +366,7 @@ type keyBody struct {
 	Name   string `json:"name"`
 }
 
-func (s *Server) createMyKey(c echo.Context) error {
+func (s *Server) createMyKey(c *echo.Context) error {
 	if s.cfg.Auth == nil {
 		return s.authOff()
 	}
@@ -380,7 +380,7 @@ func (s *Server) createMyKey(c echo.Context) error {
 	return s.createKey(c, tts.Owner(c.Request().Context()), b.Name)
 }
 
-func (s *Server) createKey(c echo.Context, userID, name string) error {
+func (s *Server) createKey(c *echo.Context, userID, name string) error {
 	secret, k, err := s.cfg.Auth.CreateKey(c.Request().Context(), userID, name)
 	if err != nil {
 		return err
@@ -390,7 +390,7 @@ func (s *Server) createKey(c echo.Context, userID, name string) error {
 	return c.JSON(http.StatusCreated, newKeyView{Key: secret, APIKey: keyViewOf(k)})
 }
 
-func (s *Server) revokeMyKey(c echo.Context) error {
+func (s *Server) revokeMyKey(c *echo.Context) error {
 	if s.cfg.Auth == nil {
 		return s.authOff()
 	}
@@ -398,7 +398,7 @@ func (s *Server) revokeMyKey(c echo.Context) error {
 }
 
 // revokeKey revokes the key in the path; owner "" allows any key (admin).
-func (s *Server) revokeKey(c echo.Context, owner string) error {
+func (s *Server) revokeKey(c *echo.Context, owner string) error {
 	ctx := c.Request().Context()
 	id := c.Param("id")
 	ks, err := s.cfg.Accounts.ListAPIKeys(ctx, owner)

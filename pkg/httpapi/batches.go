@@ -11,7 +11,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v5"
 
 	"github.com/kokorotts/kokoro-tts/pkg/tts"
 )
@@ -70,7 +70,7 @@ type batchItemBody struct {
 	Format string   `json:"format"`
 }
 
-func (h *batchHandlers) submit(c echo.Context) error {
+func (h *batchHandlers) submit(c *echo.Context) error {
 	r := c.Request()
 	r.Body = http.MaxBytesReader(c.Response(), r.Body, h.s.cfg.MaxBatchBodyBytes)
 	var body batchBody
@@ -109,7 +109,7 @@ func (h *batchHandlers) submit(c echo.Context) error {
 
 // itemErrors writes the usual error body with the item errors listed as
 // well, so that a client can point at each bad item.
-func (h *batchHandlers) itemErrors(c echo.Context, be *tts.BatchError) error {
+func (h *batchHandlers) itemErrors(c *echo.Context, be *tts.BatchError) error {
 	type itemError struct {
 		Index   int    `json:"index"`
 		Key     string `json:"key"`
@@ -128,7 +128,7 @@ func (h *batchHandlers) itemErrors(c echo.Context, be *tts.BatchError) error {
 	return c.JSON(statusOf(tts.EINVALID), map[string]any{"error": d})
 }
 
-func (h *batchHandlers) get(c echo.Context) error {
+func (h *batchHandlers) get(c *echo.Context) error {
 	ctx := c.Request().Context()
 	limit := 0
 	if l := c.QueryParam("limit"); l != "" {
@@ -155,7 +155,7 @@ func (h *batchHandlers) get(c echo.Context) error {
 	return c.JSON(http.StatusOK, v)
 }
 
-func (h *batchHandlers) cancel(c echo.Context) error {
+func (h *batchHandlers) cancel(c *echo.Context) error {
 	batch, err := h.b.CancelBatch(c.Request().Context(), c.Param("id"))
 	if err != nil {
 		return err
@@ -166,7 +166,7 @@ func (h *batchHandlers) cancel(c echo.Context) error {
 // archive streams a zip of the batch: each succeeded item's audio as
 // <key>.<ext> and manifest.json (see jobs.Service.WriteBatchArchive). It
 // works while the batch runs and then holds what is done so far.
-func (h *batchHandlers) archive(c echo.Context) error {
+func (h *batchHandlers) archive(c *echo.Context) error {
 	ctx := c.Request().Context()
 	batch, err := h.b.GetBatch(ctx, c.Param("id"))
 	if err != nil {
@@ -210,7 +210,7 @@ type batchEvent struct {
 // reconnecting with Last-Event-ID gets the next change (or the completed
 // event), not the state it has seen. Idle streams get a comment line every
 // heartbeat.
-func (h *batchHandlers) events(c echo.Context) error {
+func (h *batchHandlers) events(c *echo.Context) error {
 	ctx := c.Request().Context()
 	id := c.Param("id")
 	batch, err := h.b.GetBatch(ctx, id)
@@ -228,7 +228,7 @@ func (h *batchHandlers) events(c echo.Context) error {
 	hd.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
 	fmt.Fprintf(w, "retry: 2000\n\n")
-	w.Flush()
+	flush(w)
 
 	tick := time.NewTicker(batchPoll)
 	defer tick.Stop()
@@ -244,7 +244,7 @@ func (h *batchHandlers) events(c echo.Context) error {
 			last, quiet = eid, time.Now()
 		case time.Since(quiet) >= heartbeat:
 			fmt.Fprintf(w, ": heartbeat\n\n")
-			w.Flush()
+			flush(w)
 			quiet = time.Now()
 		}
 		select {
@@ -270,7 +270,7 @@ func countsID(b *tts.Batch) string {
 		n[tts.StatusFailed], n[tts.StatusCanceled])
 }
 
-func writeBatchEvent(w *echo.Response, id, typ string, b *tts.Batch) {
+func writeBatchEvent(w http.ResponseWriter, id, typ string, b *tts.Batch) {
 	var data []byte
 	if b == nil {
 		data, _ = json.Marshal(map[string]string{"type": typ, "error": "batch progress is unavailable; reconnect to resume"})
@@ -283,7 +283,7 @@ func writeBatchEvent(w *echo.Response, id, typ string, b *tts.Batch) {
 		fmt.Fprintf(w, "id: %s\n", id)
 	}
 	fmt.Fprintf(w, "event: %s\ndata: %s\n\n", typ, data)
-	w.Flush()
+	flush(w)
 }
 
 // batchView is a batch as the API shows it.

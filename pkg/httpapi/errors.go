@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v5"
 
 	"github.com/kokorotts/kokoro-tts/pkg/auth"
 	"github.com/kokorotts/kokoro-tts/pkg/tts"
@@ -70,17 +70,19 @@ var echoCodes = map[int]string{
 // errorHandler writes every error as JSON. Internal details are logged with
 // the request id and never sent.
 func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
-	return func(err error, c echo.Context) {
-		if c.Response().Committed {
+	return func(c *echo.Context, err error) {
+		if r, _ := echo.UnwrapResponse(c.Response()); r != nil && r.Committed {
 			return
 		}
 		reqID := c.Response().Header().Get(echo.HeaderXRequestID)
 		var (
 			status int
 			detail errorDetail
-			he     *echo.HTTPError
 		)
-		isEcho := errors.As(err, &he)
+		// Echo's own errors (echo.ErrNotFound, the body limit's 413, ...)
+		// carry a status but are not all *echo.HTTPError.
+		echoStatus := echo.StatusCode(err)
+		isEcho := echoStatus != 0
 		if !isEcho && tts.ErrorCode(err) != tts.EINTERNAL {
 			code := tts.ErrorCode(err)
 			status, detail = statusOf(code), errorDetail{Code: code, Message: tts.ErrorMessage(err)}
@@ -88,17 +90,17 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 			if errors.As(err, &te) && te.Err != nil {
 				log.Warn("request failed", "request_id", reqID, "code", code, "err", err)
 			}
-		} else if isEcho && he.Code != http.StatusInternalServerError {
-			status = he.Code
-			code, ok := echoCodes[he.Code]
+		} else if isEcho && echoStatus != http.StatusInternalServerError {
+			status = echoStatus
+			code, ok := echoCodes[status]
 			if !ok {
-				code = strings.ToLower(strings.ReplaceAll(http.StatusText(he.Code), " ", "_"))
+				code = strings.ToLower(strings.ReplaceAll(http.StatusText(status), " ", "_"))
 			}
-			msg := http.StatusText(he.Code)
-			if m, ok := he.Message.(string); ok && m != "" {
-				msg = m
+			msg := http.StatusText(status)
+			if he := (*echo.HTTPError)(nil); errors.As(err, &he) && he.Message != "" {
+				msg = he.Message
 			}
-			switch he.Code {
+			switch status {
 			case http.StatusNotFound:
 				msg = "no such endpoint: " + c.Request().Method + " " + c.Request().URL.Path
 			case http.StatusMethodNotAllowed:

@@ -7,7 +7,7 @@ import (
 	"regexp"
 	"time"
 
-	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v5"
 
 	"github.com/kokorotts/kokoro-tts/pkg/events"
 )
@@ -23,7 +23,7 @@ var streamID = regexp.MustCompile(`^[0-9]{1,20}-[0-9]{1,20}$`)
 // audio link, failed with the reason, canceled), after which the stream
 // ends. Each event carries its id; a reconnect with Last-Event-ID resumes
 // after it, or replays the terminal event.
-func (s *Server) jobEvents(c echo.Context) error {
+func (s *Server) jobEvents(c *echo.Context) error {
 	ctx := c.Request().Context()
 	id := c.Param("id")
 	job, err := s.cfg.Jobs.Get(ctx, id)
@@ -44,7 +44,7 @@ func (s *Server) jobEvents(c echo.Context) error {
 	h.Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
 	w.WriteHeader(http.StatusOK)
 	fmt.Fprintf(w, "retry: 2000\n\n")
-	w.Flush()
+	flush(w)
 
 	block := time.Duration(-1) // the first read does not wait
 	for {
@@ -77,18 +77,23 @@ func (s *Server) jobEvents(c echo.Context) error {
 			}
 			if block >= 0 {
 				fmt.Fprintf(w, ": heartbeat\n\n")
-				w.Flush()
+				flush(w)
 			}
 		}
 		block = heartbeat
 	}
 }
 
-func writeEvent(w *echo.Response, e events.Event) {
+func writeEvent(w http.ResponseWriter, e events.Event) {
 	b, _ := json.Marshal(e)
 	if e.ID != "" {
 		fmt.Fprintf(w, "id: %s\n", e.ID)
 	}
 	fmt.Fprintf(w, "event: %s\ndata: %s\n\n", e.Type, b)
-	w.Flush()
+	flush(w)
 }
+
+// flush sends what an event stream has written so far to the client. An
+// error means the client has gone: the stream notices through the request's
+// context.
+func flush(w http.ResponseWriter) { _ = http.NewResponseController(w).Flush() }

@@ -17,7 +17,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v5"
 
 	"github.com/kokorotts/kokoro-tts/pkg/tts"
 )
@@ -33,7 +33,7 @@ func newRequestID() string {
 // requestID takes the caller's X-Request-ID when it is short and plain,
 // otherwise makes one, and echoes it in the response.
 func requestID(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
+	return func(c *echo.Context) error {
 		id := c.Request().Header.Get(echo.HeaderXRequestID)
 		if !validRequestID.MatchString(id) {
 			id = newRequestID()
@@ -58,7 +58,7 @@ type submitBody struct {
 
 // decodeJSON reads a JSON body strictly: JSON content type, valid UTF-8,
 // one object, no unknown fields. Errors name what is wrong.
-func decodeJSON(c echo.Context, dst any) error {
+func decodeJSON(c *echo.Context, dst any) error {
 	ct := c.Request().Header.Get(echo.HeaderContentType)
 	mt, _, err := mime.ParseMediaType(ct)
 	if ct == "" || err != nil || mt != echo.MIMEApplicationJSON {
@@ -66,11 +66,8 @@ func decodeJSON(c echo.Context, dst any) error {
 	}
 	body, err := io.ReadAll(c.Request().Body)
 	if err != nil {
-		var (
-			mbe *http.MaxBytesError
-			he  *echo.HTTPError
-		)
-		if errors.As(err, &mbe) || (errors.As(err, &he) && he.Code == http.StatusRequestEntityTooLarge) {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) || echo.StatusCode(err) == http.StatusRequestEntityTooLarge {
 			return tts.Errorf(tts.ETOOLARGE, "the request body is too large")
 		}
 		return tts.Wrap(tts.EMALFORMED, err, "could not read the request body")
@@ -170,7 +167,7 @@ func jsonKind(k string) string {
 	return k
 }
 
-func (s *Server) submit(c echo.Context) error {
+func (s *Server) submit(c *echo.Context) error {
 	var b submitBody
 	if err := decodeJSON(c, &b); err != nil {
 		return err
@@ -200,7 +197,7 @@ func (s *Server) submit(c echo.Context) error {
 	return c.JSON(http.StatusAccepted, viewOf(job))
 }
 
-func (s *Server) get(c echo.Context) error {
+func (s *Server) get(c *echo.Context) error {
 	job, err := s.cfg.Jobs.Get(c.Request().Context(), c.Param("id"))
 	if err != nil {
 		return err
@@ -208,7 +205,7 @@ func (s *Server) get(c echo.Context) error {
 	return c.JSON(http.StatusOK, viewOf(job))
 }
 
-func (s *Server) cancel(c echo.Context) error {
+func (s *Server) cancel(c *echo.Context) error {
 	job, err := s.cfg.Jobs.Cancel(c.Request().Context(), c.Param("id"))
 	if err != nil {
 		return err
@@ -216,7 +213,7 @@ func (s *Server) cancel(c echo.Context) error {
 	return c.JSON(http.StatusAccepted, viewOf(job))
 }
 
-func (s *Server) list(c echo.Context) error {
+func (s *Server) list(c *echo.Context) error {
 	q := c.QueryParams()
 	limit := 0
 	if l := q.Get("limit"); l != "" {
@@ -237,7 +234,7 @@ func (s *Server) list(c echo.Context) error {
 	return c.JSON(http.StatusOK, out)
 }
 
-func (s *Server) audio(c echo.Context) error {
+func (s *Server) audio(c *echo.Context) error {
 	res, err := s.cfg.Jobs.Audio(c.Request().Context(), c.Param("id"), c.QueryParam("redirect") != "0")
 	if err != nil {
 		return err
@@ -261,7 +258,7 @@ func (s *Server) audio(c echo.Context) error {
 	return nil
 }
 
-func (s *Server) voices(c echo.Context) error {
+func (s *Server) voices(c *echo.Context) error {
 	v := s.cfg.Jobs.Voices(c.Request().Context())
 	return c.JSON(http.StatusOK, map[string]any{"voices": v, "default": tts.DefaultVoice})
 }
@@ -281,7 +278,7 @@ type checkResult struct {
 	Error     string `json:"error,omitempty"`
 }
 
-func (s *Server) health(c echo.Context) error {
+func (s *Server) health(c *echo.Context) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), 3*time.Second)
 	defer cancel()
 	out := healthView{Status: "ok", Mode: s.cfg.Mode, Auth: "open", Checks: map[string]checkResult{}}

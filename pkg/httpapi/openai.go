@@ -12,7 +12,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v5"
 
 	"github.com/kokorotts/kokoro-tts/pkg/tts"
 )
@@ -113,7 +113,7 @@ type speechRequest struct {
 
 // decodeSpeech reads OpenAI's request body. Unlike POST /api/tts, unknown
 // fields are ignored: the SDKs send fields this service has no use for.
-func decodeSpeech(c echo.Context) (speechRequest, error) {
+func decodeSpeech(c *echo.Context) (speechRequest, error) {
 	var raw map[string]json.RawMessage
 	if err := decodeJSON(c, &raw); err != nil {
 		return speechRequest{}, err
@@ -180,7 +180,7 @@ func (s *Server) routesOpenAI(g *echo.Group) {
 // speechTimeout is how long the speech endpoint waits for a job.
 func (s *Server) speechTimeout() time.Duration { return s.cfg.SpeechTimeout }
 
-func (s *Server) speech(c echo.Context) error {
+func (s *Server) speech(c *echo.Context) error {
 	req, err := decodeSpeech(c)
 	if err != nil {
 		return err
@@ -272,14 +272,14 @@ func (s *Server) cancelJob(ctx context.Context, id string, log *slog.Logger) {
 // speechError writes an error of the speech endpoint that has no domain
 // code of its own. X-Should-Retry tells the OpenAI SDKs not to resubmit: the
 // job failed for good, or the service is too slow right now.
-func (s *Server) speechError(c echo.Context, status int, code, msg string) error {
+func (s *Server) speechError(c *echo.Context, status int, code, msg string) error {
 	c.Response().Header().Set("X-Should-Retry", "false")
 	return c.JSON(status, errorBody{Error: errorDetail{Code: code, Message: msg,
 		RequestID: c.Response().Header().Get(echo.HeaderXRequestID)}})
 }
 
 // openAIVoices answers GET /v1/audio/voices in Kokoro-FastAPI's shape.
-func (s *Server) openAIVoices(c echo.Context) error {
+func (s *Server) openAIVoices(c *echo.Context) error {
 	vs := s.cfg.Jobs.Voices(c.Request().Context())
 	ids := make([]string, len(vs))
 	for i, v := range vs {
@@ -300,7 +300,7 @@ func modelOf(id string) modelView {
 	return modelView{ID: id, Object: "model", Created: modelsCreated, OwnedBy: "kokoro-tts"}
 }
 
-func (s *Server) openAIModelList(c echo.Context) error {
+func (s *Server) openAIModelList(c *echo.Context) error {
 	out := struct {
 		Object string      `json:"object"`
 		Data   []modelView `json:"data"`
@@ -311,7 +311,7 @@ func (s *Server) openAIModelList(c echo.Context) error {
 	return c.JSON(http.StatusOK, out)
 }
 
-func (s *Server) openAIModel(c echo.Context) error {
+func (s *Server) openAIModel(c *echo.Context) error {
 	id := c.Param("model")
 	for _, m := range openAIModels() {
 		if m == id {

@@ -1,6 +1,7 @@
-// Package httpapi is the HTTP API. Echo is used only inside this package
-// (routes, middleware, error mapping) so that moving to Echo v5 stays one
-// contained change; the rest of the program sees an http.Handler.
+// Package httpapi is the HTTP API. Echo (v5) is used only inside this
+// package (routes, middleware, error mapping) so that changing or upgrading
+// it stays one contained change; the rest of the program sees an
+// http.Handler.
 package httpapi
 
 import (
@@ -11,8 +12,8 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/labstack/echo/v4"
-	"github.com/labstack/echo/v4/middleware"
+	"github.com/labstack/echo/v5"
+	"github.com/labstack/echo/v5/middleware"
 
 	"github.com/kokorotts/kokoro-tts/pkg/auth"
 	"github.com/kokorotts/kokoro-tts/pkg/events"
@@ -105,19 +106,15 @@ func New(cfg Config) *Server {
 		cfg.SpeechTimeout = defaultSpeechTimeout
 	}
 	e := echo.New()
-	e.HideBanner, e.HidePort = true, true
+	// Echo's own complaints (a response written twice) go to our log.
+	e.Logger = cfg.Logger
 	e.HTTPErrorHandler = errorHandler(cfg.Logger)
 	// X-Forwarded-For is believed only from loopback and private
 	// addresses (the reverse proxy), so that clients cannot pick the
 	// address their login attempts are counted against.
 	e.IPExtractor = echo.ExtractIPFromXFFHeader()
 	e.Use(requestID)
-	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{
-		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
-			cfg.Logger.Error("panic in handler", "request_id", c.Response().Header().Get(echo.HeaderXRequestID), "err", err, "stack", string(stack))
-			return err
-		},
-	}))
+	e.Use(recoverPanics(cfg.Logger))
 	e.Use(requestLogger(cfg.Logger))
 	if cfg.Metrics != nil {
 		e.Use(observe(cfg.Metrics))
@@ -139,13 +136,13 @@ func New(cfg Config) *Server {
 		}))
 	}
 	e.Use(s.authenticate)
-	// Applied with Use, not on a Group: Echo v4 gives a group with
-	// middleware a catch-all route that turns 405 into 404.
+	// Applied with Use, not on a Group: Echo gives a group with middleware
+	// a catch-all route that turns 405 into 404.
 	// Batches have their own, larger bound (MaxBatchBodyBytes, applied by
 	// their handler).
 	e.Use(middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{
-		Limit: strconv.FormatInt(cfg.MaxBodyBytes, 10) + "B",
-		Skipper: func(c echo.Context) bool {
+		LimitBytes: cfg.MaxBodyBytes,
+		Skipper: func(c *echo.Context) bool {
 			return c.Request().Method == http.MethodPost && c.Request().URL.Path == "/api/batches"
 		},
 	}))
@@ -180,7 +177,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.e.ServeHT
 // every route).
 func (s *Server) Routes() [][2]string {
 	var out [][2]string
-	for _, r := range s.e.Routes() {
+	for _, r := range s.e.Router().Routes() {
 		out = append(out, [2]string{r.Method, r.Path})
 	}
 	return out
@@ -201,9 +198,9 @@ func NewHTTPServer(addr string, h http.Handler) *http.Server {
 
 func requestLogger(log *slog.Logger) echo.MiddlewareFunc {
 	return middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
-		LogStatus: true, LogURIPath: true, LogMethod: true, LogLatency: true, LogRequestID: true, LogError: true,
+		LogStatus: true, LogURIPath: true, LogMethod: true, LogLatency: true, LogRequestID: true,
 		HandleError: true,
-		LogValuesFunc: func(c echo.Context, v middleware.RequestLoggerValues) error {
+		LogValuesFunc: func(c *echo.Context, v middleware.RequestLoggerValues) error {
 			level := slog.LevelInfo
 			if v.Status >= 500 {
 				level = slog.LevelError
@@ -221,21 +218,24 @@ func requestLogger(log *slog.Logger) echo.MiddlewareFunc {
 // path, which would make one series per job id).
 func observe(m *metrics.HTTP) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
-		return func(c echo.Context) error {
+		return func(c *echo.Context) error {
 			start := time.Now()
 			err := next(c)
-			status := c.Response().Status
-			var he *echo.HTTPError
+			status := http.StatusOK
+			if r, _ := echo.UnwrapResponse(c.Response()); r != nil {
+				status = r.Status
+			}
+			echoStatus := echo.StatusCode(err)
 			if err != nil {
 				// The error handler has not written yet: derive the status it will write.
-				if errors.As(err, &he) {
-					status = he.Code
+				if echoStatus != 0 {
+					status = echoStatus
 				} else {
 					status = statusOf(tts.ErrorCode(err))
 				}
 			}
 			route := c.Path()
-			if route == "" || (he != nil && he.Code == http.StatusNotFound && c.Path() == "/*") {
+			if route == "" || (echoStatus == http.StatusNotFound && route == "/*") {
 				route = "unmatched"
 			}
 			m.Duration.WithLabelValues(route, c.Request().Method, strconv.Itoa(status)).Observe(time.Since(start).Seconds())
@@ -264,13 +264,37 @@ func (s *Server) routesPages() {
 		// asynqmon's page needs inline scripts and styles; nothing leaves
 		// the origin (its web fonts are not fetched).
 		csp := func(next echo.HandlerFunc) echo.HandlerFunc {
-			return func(c echo.Context) error {
+			return func(c *echo.Context) error {
 				c.Response().Header().Set("Content-Security-Policy", queuesUICSP)
 				return next(c)
 			}
 		}
-		s.e.Any("/admin/queues", ui, s.pageGate, csp)
-		s.e.Any("/admin/queues/*", ui, s.pageGate, csp)
+		s.e.Match(anyMethods, "/admin/queues", ui, s.pageGate, csp)
+		s.e.Match(anyMethods, "/admin/queues/*", ui, s.pageGate, csp)
+	}
+}
+
+// anyMethods are the methods the queue dashboard's routes take: those of
+// Echo v4's Any. Echo v5's Any also passes methods it does not know to the
+// dashboard; these answer 405 instead.
+var anyMethods = []string{http.MethodConnect, http.MethodDelete, http.MethodGet, http.MethodHead, http.MethodOptions,
+	http.MethodPatch, http.MethodPost, echo.PROPFIND, http.MethodPut, http.MethodTrace, echo.REPORT}
+
+// recoverPanics turns a panic in a handler into an internal error, logged
+// once with its stack; http.ErrAbortHandler still breaks the connection.
+func recoverPanics(log *slog.Logger) echo.MiddlewareFunc {
+	recoverer := middleware.Recover()
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		h := recoverer(next)
+		return func(c *echo.Context) error {
+			err := h(c)
+			var pe *middleware.PanicStackError
+			if errors.As(err, &pe) {
+				log.Error("panic in handler", "request_id", c.Response().Header().Get(echo.HeaderXRequestID), "err", pe.Err, "stack", string(pe.Stack))
+				return pe.Err
+			}
+			return err
+		}
 	}
 }
 
