@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -58,7 +59,8 @@ func (a *AuthConfig) validate(embedded bool) error {
 	}
 	for _, o := range a.CORSOrigins {
 		u, err := url.Parse(o)
-		if o == "*" || err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.Path != "" || u.RawQuery != "" {
+		if o == "*" || err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.Path != "" ||
+			u.RawQuery != "" || u.Fragment != "" || u.User != nil || u.Opaque != "" || strings.ContainsAny(o, "#?@ ") {
 			return fmt.Errorf("CORS_ALLOWED_ORIGINS: %q is not an origin such as https://trainer.example.com (no wildcard, no path)", o)
 		}
 	}

@@ -23,6 +23,8 @@ func TestAuthConfig(t *testing.T) {
 		{"short secret", map[string]string{"JWT_SECRET": "CHANGE-ME"}, "JWT_SECRET: at least 32 bytes", ""},
 		{"wildcard origin", map[string]string{"CORS_ALLOWED_ORIGINS": "*"}, "CORS_ALLOWED_ORIGINS", ""},
 		{"origin with a path", map[string]string{"CORS_ALLOWED_ORIGINS": "https://a.example.com/app"}, "CORS_ALLOWED_ORIGINS", ""},
+		{"origin with a fragment", map[string]string{"CORS_ALLOWED_ORIGINS": "https://x#y"}, "CORS_ALLOWED_ORIGINS", ""},
+		{"origin with user info", map[string]string{"CORS_ALLOWED_ORIGINS": "https://u@x.example.com"}, "CORS_ALLOWED_ORIGINS", ""},
 		{"two origins", map[string]string{"CORS_ALLOWED_ORIGINS": "https://a.example.com,http://localhost:5173"}, "", "127.0.0.1:8080"},
 		{"token lifetime", map[string]string{"JWT_TTL": "1s"}, "JWT_TTL", ""},
 		{"negative quota", map[string]string{"DAILY_CHAR_QUOTA": "-1"}, "DAILY_CHAR_QUOTA", ""},
