@@ -54,6 +54,7 @@ func TestAdminDashboard(t *testing.T) {
 	// Jobs, filtered by the user; then the job's page.
 	tb.click("[data-testid=tab-jobs]")
 	tb.visible("#jobs-filter")
+	tb.until("the jobs view", `location.hash.startsWith('#/jobs') && document.querySelector('#jobs-table').dataset.loaded === location.hash`)
 	tb.typeInto("#f-user", userEmail)
 	tb.click("[data-testid=f-apply]")
 	row := fmt.Sprintf(`#jobs-table tr[data-job-id=%s]`, jsq(done))
@@ -184,7 +185,11 @@ func TestAdminDashboard(t *testing.T) {
 
 	// The failed job: found by status, its error shown, retried.
 	s.waitJob(utok, failing, func(st string) bool { return st == "failed" })
+	// Let the view finish loading first: it fills the filters from the
+	// address when it does, which would undo a choice made before.
+	eval[string](tb, `(() => { delete document.querySelector('#jobs-table').dataset.loaded; return ''; })()`)
 	tb.click("[data-testid=tab-jobs]")
+	tb.until("the jobs view", `location.hash.startsWith('#/jobs') && document.querySelector('#jobs-table').dataset.loaded === location.hash`)
 	tb.choose("#f-status", "failed")
 	tb.do("clearing the user filter", setValueJS("#f-user", ""))
 	tb.click("[data-testid=f-apply]")

@@ -200,16 +200,17 @@ export function playWithFallback(audio, url) {
   let retried = false;
   audio.dataset.via = 'url'; // how the audio was loaded (tests read it)
   audio.onerror = async () => {
-    if (retried || !getToken() || !url.startsWith('/')) return;
+    if (retried || !getToken() || !url.startsWith('/')) { audio.dataset.via = 'failed'; return; }
     retried = true;
+    audio.dataset.via = 'retrying';
     try {
       const res = await fetch(url, { headers: { Authorization: 'Bearer ' + getToken() } });
-      if (!res.ok) return;
+      if (!res.ok) { audio.dataset.via = 'failed'; return; }
       const b = URL.createObjectURL(await res.blob());
       audio.dataset.blob = b;
       audio.dataset.via = 'bearer';
       audio.src = b;
-    } catch { /* leave the player showing its own error */ }
+    } catch { audio.dataset.via = 'failed'; /* the player shows its own error */ }
   };
   audio.src = url;
 }
