@@ -90,9 +90,9 @@ func sourceFiles(t testing.TB) []string {
 }
 
 // clientTools are commands that run on a user's machine, not in the deployment: their variables
-// (KOKORO_TTS_URL, KOKORO_TTS_API_KEY for ttsctl) are documented in README.md, not in the
+// (KOKORO_TTS_URL, KOKORO_TTS_API_KEY for ttsctl and the load generator) are documented in README.md, not in the
 // deployment's env file.
-var clientTools = []string{"cmd/ttsctl"}
+var clientTools = []string{"cmd/ttsctl", "cmd/ttsload"}
 
 // codeVars returns every environment variable the binaries read, with where: the env:"NAME" struct
 // tags (caarlos0/env) and the os.Getenv / os.LookupEnv("NAME") calls in the non-test Go files.
