@@ -161,12 +161,13 @@ func (h *Handler) Process(ctx context.Context, jobID string, d Delivery) error {
 		h.count("skipped")
 		return nil
 	case job.CancelRequested:
-		return h.cancel(ctx, log, job.ID)
+		return h.cancel(ctx, log, job)
 	case job.Attempts >= job.MaxAttempts:
 		reason := fmt.Sprintf("quarantined: %d attempts started without finishing (a worker may have crashed on this job)", job.Attempts)
 		log.Error("quarantining job", "attempts", job.Attempts)
 		h.count("quarantined")
 		if err := h.Store.FailJob(ctx, job.ID, 0, reason); err == nil {
+			discardAudio(ctx, h.Objects, log, job)
 			h.publishState(ctx, job.ID)
 		} else if tts.ErrorCode(err) != tts.ECONFLICT {
 			return err
@@ -179,7 +180,7 @@ func (h *Handler) Process(ctx context.Context, jobID string, d Delivery) error {
 	if tts.ErrorCode(err) == tts.ECONFLICT {
 		// Finished or canceled between the read and now.
 		if j, ferr := h.Store.FindJob(ctx, job.ID); ferr == nil && !j.Status.Terminal() && j.CancelRequested {
-			return h.cancel(ctx, log, job.ID)
+			return h.cancel(ctx, log, job)
 		}
 		return nil
 	} else if err != nil {
@@ -357,7 +358,7 @@ func (h *Handler) fail(ctx, runCtx context.Context, log *slog.Logger, job *tts.J
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	if errors.Is(context.Cause(runCtx), errUserCanceled) || h.cancelRequested(dctx, job.ID) {
-		return h.cancel(dctx, log, job.ID)
+		return h.cancel(dctx, log, job)
 	}
 	if tts.ErrorCode(err) == tts.ECONFLICT || errors.Is(context.Cause(runCtx), errSuperseded) {
 		// Another attempt owns the job now (duplicate delivery).
@@ -387,6 +388,7 @@ func (h *Handler) fail(ctx, runCtx context.Context, log *slog.Logger, job *tts.J
 		if ferr != nil && tts.ErrorCode(ferr) != tts.ECONFLICT {
 			return ferr
 		} else if ferr == nil {
+			discardAudio(dctx, h.Objects, log, job)
 			h.publishState(dctx, job.ID)
 		}
 		h.failure(err)
@@ -400,17 +402,38 @@ func (h *Handler) fail(ctx, runCtx context.Context, log *slog.Logger, job *tts.J
 	return err
 }
 
-func (h *Handler) cancel(ctx context.Context, log *slog.Logger, id string) error {
-	err := h.Store.CancelJob(ctx, id)
+func (h *Handler) cancel(ctx context.Context, log *slog.Logger, job *tts.Job) error {
+	err := h.Store.CancelJob(ctx, job.ID)
 	if err != nil && tts.ErrorCode(err) != tts.ECONFLICT {
 		return fmt.Errorf("recording cancel: %w", err)
 	}
 	log.Info("job canceled")
 	h.count("canceled")
 	if err == nil { // this call ended the job: its one terminal event
-		h.publishState(ctx, id)
+		discardAudio(ctx, h.Objects, log, job)
+		h.publishState(ctx, job.ID)
 	}
 	return nil
+}
+
+// discardAudio removes the audio an attempt stored for a job that then ended
+// without success: the audio was stored but its success could not be
+// recorded (the database was unavailable) and the job failed or was
+// canceled later, or a worker died between the two. Only the job's own key
+// (AudioKey) is removed: once the job has ended unsuccessfully nothing can
+// complete it, so nothing will ever point at that object; cache keys are
+// shared with other jobs and left alone. Best effort: an attempt still
+// running elsewhere may store it again (its completion is refused), and a
+// failure is only logged.
+func discardAudio(ctx context.Context, objects storage.Store, log *slog.Logger, job *tts.Job) {
+	if objects == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if err := objects.Delete(ctx, AudioKey(job)); err != nil {
+		log.Warn("could not remove the audio of a job that did not succeed", "key", AudioKey(job), "err", err)
+	}
 }
 
 func (h *Handler) cancelRequested(ctx context.Context, id string) bool {

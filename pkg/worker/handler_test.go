@@ -325,3 +325,37 @@ func TestMalformedTaskIsDropped(t *testing.T) {
 		t.Fatalf("task of a missing job: %v", err)
 	}
 }
+
+// unrecorded is a job store whose CompleteJob fails as when the database is
+// locked beyond its busy timeout: the audio is stored, its success is not.
+type unrecorded struct{ *sqlstore.DB }
+
+func (unrecorded) CompleteJob(context.Context, string, int, tts.Audio) error {
+	return tts.Errorf(tts.EUNAVAILABLE, "database unavailable: complete job: database is locked")
+}
+
+// TestUnrecordedSuccessLeavesNoAudio: every attempt stores the audio and
+// fails to record its success; the job fails after its retries, and the
+// audio no succeeded job points at is removed (a failed job has no object).
+func TestUnrecordedSuccessLeavesNoAudio(t *testing.T) {
+	r := newRig(t, tone.New(tone.Config{}))
+	r.h.Store = unrecorded{r.db}
+	job := r.newJob(t, "My success is never written down")
+	for retried := 0; retried < queue.MaxRetry; retried++ {
+		if err := r.process(t, context.Background(), job, retried); err == nil || errors.Is(err, asynq.SkipRetry) {
+			t.Fatalf("attempt %d: err = %v, want a retryable error", retried, err)
+		}
+		if _, err := r.objects.Stat(context.Background(), worker.AudioKey(job)); err != nil {
+			t.Fatalf("attempt %d stored no audio (%v): the test no longer covers its case", retried, err)
+		}
+	}
+	if err := r.process(t, context.Background(), job, queue.MaxRetry); !errors.Is(err, asynq.SkipRetry) {
+		t.Fatalf("last attempt: %v", err)
+	}
+	if j := r.job(t, job.ID); j.Status != tts.StatusFailed || j.Audio != nil {
+		t.Fatalf("job = %s %q audio %+v", j.Status, j.Error, j.Audio)
+	}
+	if _, err := r.objects.Stat(context.Background(), worker.AudioKey(job)); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("the failed job's audio is still stored: %v", err)
+	}
+}

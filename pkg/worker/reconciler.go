@@ -9,6 +9,7 @@ import (
 
 	"github.com/kokorotts/kokoro-tts/pkg/events"
 	"github.com/kokorotts/kokoro-tts/pkg/tts"
+	"github.com/kokorotts/kokoro-tts/storage"
 )
 
 // TaskQueue is what the reconciler needs from the queue.
@@ -30,6 +31,7 @@ type Reconciler struct {
 	Logger     *slog.Logger
 	Events     EventPublisher  // optional: terminal events of the jobs it ends
 	Webhooks   WebhookEnqueuer // optional: their webhooks
+	Objects    storage.Store   // optional: removes audio stored for the jobs it ends (see discardAudio)
 	Interval   time.Duration   // between passes; default 30 s
 	StaleAfter time.Duration   // a live job untouched this long is checked; default 1 min
 }
@@ -109,6 +111,7 @@ func (r *Reconciler) repair(ctx context.Context, job *tts.Job) (bool, error) {
 		if err := r.Store.CancelJob(ctx, job.ID); err != nil && tts.ErrorCode(err) != tts.ECONFLICT {
 			return false, err
 		} else if err == nil {
+			discardAudio(ctx, r.Objects, log, job)
 			r.publish(ctx, job.ID)
 		}
 		log.Warn("canceled a live job whose task is gone and whose cancel was requested")
@@ -128,6 +131,7 @@ func (r *Reconciler) repair(ctx context.Context, job *tts.Job) (bool, error) {
 		if err := r.Store.FailJob(ctx, job.ID, 0, reason); err != nil && tts.ErrorCode(err) != tts.ECONFLICT {
 			return false, err
 		} else if err == nil {
+			discardAudio(ctx, r.Objects, log, job)
 			r.publish(ctx, job.ID)
 		}
 		log.Warn("failed a live job whose task was archived", "reason", reason, "last_error", lastErr)
@@ -137,6 +141,7 @@ func (r *Reconciler) repair(ctx context.Context, job *tts.Job) (bool, error) {
 		if err := r.Store.FailJob(ctx, job.ID, 0, "the job's task ended without a result"); err != nil && tts.ErrorCode(err) != tts.ECONFLICT {
 			return false, err
 		} else if err == nil {
+			discardAudio(ctx, r.Objects, log, job)
 			r.publish(ctx, job.ID)
 		}
 		log.Error("failed a live job whose task completed without a result")

@@ -2,6 +2,7 @@ package worker_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/kokorotts/kokoro-tts/pkg/tts"
 	"github.com/kokorotts/kokoro-tts/pkg/worker"
 	"github.com/kokorotts/kokoro-tts/queue"
+	"github.com/kokorotts/kokoro-tts/storage"
 )
 
 func TestReconciler(t *testing.T) {
@@ -82,5 +84,58 @@ func TestReconciler(t *testing.T) {
 	redis.Stop()
 	if _, err := rec.Pass(ctx); tts.ErrorCode(err) != tts.EUNAVAILABLE {
 		t.Fatalf("pass with Redis down: %v", err)
+	}
+}
+
+// TestReconcilerRemovesAudioOfJobsItEnds: a running job whose audio was
+// stored but never recorded (the database was locked until the task's
+// retries ran out and asynq archived it) is failed, and its audio removed;
+// likewise for a job it cancels. Another job's audio stays.
+func TestReconcilerRemovesAudioOfJobsItEnds(t *testing.T) {
+	ctx := context.Background()
+	r := newRig(t, tone.New(tone.Config{}))
+	redis := testsvc.Redis(t)
+	opt, _ := asynq.ParseRedisURI(redis.URL)
+	q := queue.NewClient(opt)
+	defer q.Close()
+	rec := &worker.Reconciler{Store: r.db, Queue: q, Objects: r.objects, Logger: quiet, StaleAfter: time.Second}
+
+	archived := r.newJob(t, "My audio was stored, then my task was archived")
+	canceled := r.newJob(t, "My audio was stored, then I was canceled")
+	other := r.newJob(t, "I succeeded")
+	if err := r.process(t, ctx, other, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Enqueue(ctx, archived); err != nil {
+		t.Fatal(err)
+	}
+	for _, j := range []*tts.Job{archived, canceled} {
+		if _, err := r.db.StartAttempt(ctx, j.ID, "fake", "cpu"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.objects.Put(ctx, worker.AudioKey(j), strings.NewReader("RIFF"), 4, "audio/wav"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := r.db.RequestCancel(ctx, canceled.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Inspector().ArchiveTask(archived.Queue, archived.ID); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	if n, err := rec.Pass(ctx); err != nil || n != 2 {
+		t.Fatalf("repaired %d (%v), want 2", n, err)
+	}
+	for _, j := range []*tts.Job{archived, canceled} {
+		if got := r.job(t, j.ID); !got.Status.Terminal() || got.Status == tts.StatusSucceeded {
+			t.Fatalf("job %s: %s", j.ID, got.Status)
+		}
+		if _, err := r.objects.Stat(ctx, worker.AudioKey(j)); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("audio of the %s job is still stored: %v", r.job(t, j.ID).Status, err)
+		}
+	}
+	if _, err := r.objects.Stat(ctx, worker.AudioKey(other)); err != nil {
+		t.Errorf("the succeeded job's audio: %v", err)
 	}
 }

@@ -70,7 +70,7 @@ func NewServer(cfg Config, h *Handler, q TaskQueue, registry *fleet.Registry) *S
 	}
 	return &Server{
 		srv: srv, mux: mux, handler: h, registry: registry, cfg: cfg,
-		rec: &Reconciler{Store: h.Store, Queue: q, Events: h.Events, Webhooks: h.Webhooks, Logger: cfg.Logger.With("component", "reconciler"),
+		rec: &Reconciler{Store: h.Store, Queue: q, Events: h.Events, Webhooks: h.Webhooks, Objects: h.Objects, Logger: cfg.Logger.With("component", "reconciler"),
 			Interval: cfg.ReconcileInterval, StaleAfter: cfg.StaleAfter},
 	}
 }
