@@ -1,0 +1,304 @@
+//go:build linux
+
+package faults
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	_ "github.com/mattn/go-sqlite3" // the test takes the database's write lock itself
+)
+
+// privileged skips a test that needs root (or CAP_SYS_ADMIN) for a mount,
+// except in CI, where the tests run as root and a skip would hide a
+// scenario.
+func privileged(t *testing.T, why string) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatal(why)
+	}
+	t.Skip(why + " (run as root, as CI does)")
+}
+
+// mountTmpfs mounts a tmpfs of the given size ("1m") at dir and unmounts it
+// in cleanup. Call it before starting anything that uses dir, so that the
+// processes are gone (their cleanups run first) when it is unmounted.
+func mountTmpfs(t *testing.T, dir, size string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		privileged(t, "mounting a tmpfs needs root")
+	}
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size="+size+",mode=0750"); err != nil {
+		privileged(t, "mounting a tmpfs at "+dir+": "+err.Error())
+	}
+	t.Cleanup(func() {
+		if err := syscall.Unmount(dir, 0); err != nil {
+			t.Errorf("unmounting %s: %v", dir, err)
+			_ = syscall.Unmount(dir, syscall.MNT_DETACH)
+		}
+	})
+}
+
+// freeBytes is the space left for files on the file system holding dir.
+func freeBytes(t *testing.T, dir string) int64 {
+	t.Helper()
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		t.Fatal(err)
+	}
+	return int64(st.Bavail) * st.Bsize
+}
+
+// fill writes a file of zeros at name until only leave bytes are free.
+func fill(t *testing.T, name string, leave int64) {
+	t.Helper()
+	f, err := os.Create(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	n := freeBytes(t, filepath.Dir(name)) - leave
+	if n <= 0 {
+		return
+	}
+	if _, err := io.CopyN(f, zeros{}, n); err != nil {
+		t.Fatalf("filling %s with %d bytes: %v", name, n, err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
+
+// download returns a job's audio as served by the API.
+func (s *stack) download(id string) []byte {
+	s.t.Helper()
+	res, err := s.http.Get(s.base + "/api/jobs/" + id + "/audio")
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil || res.StatusCode != 200 {
+		s.t.Fatalf("audio of %s: %d, %v", id, res.StatusCode, err)
+	}
+	return b
+}
+
+// TestDiskStoreFull runs the disk store on a 1 MiB tmpfs (DATA_DIR; the
+// database stays elsewhere) and fills it: jobs whose audio does not fit
+// fail with a readable reason after their retries, leave no partial or
+// temporary file, the audio already stored stays intact, and once space is
+// freed the service stores audio again.
+func TestDiskStoreFull(t *testing.T) {
+	dataDir := t.TempDir()
+	mountTmpfs(t, dataDir, "1m")
+	s := newStack(t, stackOptions{env: map[string]string{"DATA_DIR": dataDir}})
+	// DATABASE_URL still points into the harness's own directory; only the
+	// audio (DATA_DIR/audio) is on the tmpfs. objects() lists DATA_DIR/audio.
+	s.data = dataDir
+	w := s.startWorker(nil)
+
+	kept := s.mustSubmit(map[string]any{"text": "I was stored before the disk filled up.", "format": "wav"})
+	s.waitStatus(kept, 30*time.Second, "succeeded")
+	keptAudio := s.download(kept)
+
+	// Leave 64 KiB: a long WAV then fails in the middle of writing its
+	// temporary file, the case that could leave a partial file behind.
+	filler := filepath.Join(dataDir, "filler")
+	fill(t, filler, 64<<10)
+	t.Logf("%d bytes free on the store's file system after filling", freeBytes(t, dataDir))
+
+	// About a minute of speech each: ~3 MB of WAV, more than the whole tmpfs.
+	began := time.Now()
+	var big []string
+	for _, tag := range []string{"disk-full-a", "disk-full-b"} {
+		big = append(big, s.mustSubmit(map[string]any{"text": longText(tag, 1000), "format": "wav"}))
+	}
+	for _, id := range big {
+		j := s.waitStatus(id, 180*time.Second, "failed", "succeeded", "canceled")
+		reason, _ := j["error"].(string)
+		if j["status"] != "failed" || j["attempts"].(float64) != 4 || !strings.Contains(reason, "storing the audio") || j["audio"] != nil {
+			t.Fatalf("job %s whose audio does not fit: %v", id, j)
+		}
+		t.Logf("job %s failed after %v attempts: %q", id, j["attempts"], reason)
+	}
+	t.Logf("both jobs failed %s after submission", time.Since(began).Round(10*time.Millisecond))
+	if !strings.Contains(w.Output(), "no space left on device") {
+		t.Errorf("the worker never logged the cause (ENOSPC)")
+	}
+	if objs := s.objects(); len(objs) != 1 || objs[0] != "jobs/"+kept+"/audio.wav" {
+		t.Fatalf("store while full: %v; want only the audio stored before", objs)
+	}
+	if again := s.download(kept); !bytes.Equal(again, keptAudio) {
+		t.Fatalf("audio stored before the disk filled changed: %d bytes, was %d", len(again), len(keptAudio))
+	}
+	onDisk, err := os.ReadFile(filepath.Join(dataDir, "audio", "jobs", kept, "audio.wav"))
+	if err != nil || !bytes.Equal(onDisk, keptAudio) {
+		t.Fatalf("the file on disk differs from the audio served before (%v)", err)
+	}
+	// What the failed Puts left: their jobs' directories, empty.
+	for _, id := range big {
+		dir := filepath.Join(dataDir, "audio", "jobs", id)
+		entries, err := os.ReadDir(dir)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+		case err != nil:
+			t.Fatal(err)
+		case len(entries) != 0:
+			t.Errorf("%s holds %v after its job failed", dir, entries)
+		default:
+			t.Logf("failed job %s left its directory, empty", id)
+		}
+	}
+
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	fits := s.mustSubmit(map[string]any{"text": "There is room again.", "format": "wav"})
+	final := checkInvariants(t, s, 60*time.Second)
+	for _, id := range []string{kept, fits} {
+		if final[id]["status"] != "succeeded" {
+			t.Errorf("job %s: %v", id, final[id])
+		}
+	}
+	if again := s.download(kept); !bytes.Equal(again, keptAudio) {
+		t.Errorf("audio stored before the disk filled changed after space was freed")
+	}
+}
+
+// lockDatabase opens the SQLite file as another process would and holds its
+// write lock (BEGIN IMMEDIATE; in WAL mode readers go on) until the
+// returned release is called, or the test ends.
+func lockDatabase(t *testing.T, path string) (release func()) {
+	t.Helper()
+	ctx := context.Background()
+	db, err := sql.Open("sqlite3", "file:"+path+"?_busy_timeout=60000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		t.Fatalf("taking the write lock: %v", err)
+	}
+	released := false
+	release = func() {
+		if released {
+			return
+		}
+		released = true
+		if _, err := conn.ExecContext(ctx, "ROLLBACK"); err != nil {
+			t.Errorf("releasing the write lock: %v", err)
+		}
+		conn.Close()
+		db.Close()
+	}
+	t.Cleanup(release)
+	return release
+}
+
+// TestDatabaseLocked holds the database's write lock for longer than the
+// store's busy timeout (5 s) while a job runs: a submission is refused with
+// 503 and Retry-After and leaves no job, reads go on, the running job's
+// state write fails and the job is retried, and once the lock is released
+// every accepted job succeeds.
+func TestDatabaseLocked(t *testing.T) {
+	s := newStack(t, stackOptions{})
+	w := s.startWorker(nil)
+	dbPath := strings.TrimPrefix(s.env["DATABASE_URL"], "sqlite:")
+
+	done := s.mustSubmit(map[string]any{"text": "I finished before the database was locked."})
+	s.waitStatus(done, 30*time.Second, "succeeded")
+	running := s.mustSubmit(map[string]any{"text": longText("db-locked", longChars), "format": "wav", "speed": 0.5})
+	s.waitStatus(running, 30*time.Second, "running")
+
+	release := lockDatabase(t, dbPath)
+	locked := time.Now()
+
+	asked := time.Now()
+	if id, r := s.submit(map[string]any{"text": "Submitted while the database is locked."}); id != "" || r.status != 503 ||
+		r.header.Get("Retry-After") == "" || r.body["error"] == nil {
+		t.Fatalf("submit with the database locked: %d (Retry-After %q) %v", r.status, r.header.Get("Retry-After"), r.body)
+	} else {
+		t.Logf("submission: 503 %v, Retry-After %s, after %s", r.body["error"], r.header.Get("Retry-After"), time.Since(asked).Round(time.Millisecond))
+	}
+
+	// Readers are not blocked by a writer in WAL mode.
+	for id, want := range map[string]string{done: "succeeded", running: "running"} {
+		asked := time.Now()
+		r := s.do("GET", "/api/jobs/"+id, "")
+		t.Logf("GET of a %s job with the database locked: %d %v, after %s", want, r.status, r.body["status"], time.Since(asked).Round(time.Millisecond))
+		if r.status != 200 || r.body["status"] != want {
+			t.Errorf("GET job %s with the database locked: %d %v; want 200 %s", id, r.status, r.body, want)
+		}
+	}
+
+	// The running attempt finishes its audio and cannot record it.
+	w.waitLog(t, `"msg":"attempt failed; will retry"`, 90*time.Second)
+	if !strings.Contains(w.Output(), "recording success") {
+		t.Errorf("the retried attempt did not fail at recording its success:\n%s", w.Output())
+	}
+	if j := s.job(running); terminal(j["status"]) {
+		t.Fatalf("the job ended while the database was locked: %v", j)
+	}
+	release()
+	t.Logf("write lock held %s", time.Since(locked).Round(10*time.Millisecond))
+
+	after := s.mustSubmit(map[string]any{"text": "Submitted after the lock was released."})
+	final := checkInvariants(t, s, 90*time.Second)
+	for _, id := range []string{done, running, after} {
+		if final[id]["status"] != "succeeded" {
+			t.Errorf("job %s: %v", id, final[id])
+		}
+	}
+	t.Logf("the job whose success could not be recorded: %v attempts", final[running]["attempts"])
+	if final[running]["attempts"].(float64) < 2 {
+		t.Errorf("the job whose first success could not be recorded shows %v attempts", final[running]["attempts"])
+	}
+}
+
+// TestDatabaseLockedPastRetries keeps the write lock until the running
+// job's task has used its whole retry budget: the first attempt stored its
+// audio but could not record it, the later ones could not even start, and
+// asynq archived the task. Once the lock is released the reconciler fails
+// the job with a reason, and the audio no succeeded job points at is
+// removed (it stayed in storage before the fix).
+func TestDatabaseLockedPastRetries(t *testing.T) {
+	slow(t)
+	s := newStack(t, stackOptions{})
+	w := s.startWorker(nil)
+	dbPath := strings.TrimPrefix(s.env["DATABASE_URL"], "sqlite:")
+	id := s.mustSubmit(map[string]any{"text": longText("db-locked-long", longChars), "format": "wav", "speed": 0.5})
+	s.waitStatus(id, 30*time.Second, "running")
+	release := lockDatabase(t, dbPath)
+	locked := time.Now()
+	// asynq's own log line when it archives a task whose retries ran out.
+	w.waitLog(t, "Retry exhausted for task", 180*time.Second)
+	release()
+	t.Logf("write lock held %s", time.Since(locked).Round(10*time.Millisecond))
+	if !strings.Contains(w.Output(), "recording success") {
+		t.Errorf("the first attempt did not fail at recording its success")
+	}
+	final := checkInvariants(t, s, 60*time.Second)
+	j := final[id]
+	if reason, _ := j["error"].(string); j["status"] != "failed" || !strings.Contains(reason, "gave up") {
+		t.Fatalf("job: %v", j)
+	}
+	t.Logf("job failed: %q", j["error"])
+}
