@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -41,9 +42,12 @@ type Handler struct {
 	Encoder    Encoder
 	Objects    storage.Store
 	Logger     *slog.Logger
-	CancelPoll time.Duration   // how often a running job's cancel flag is read; default 1 s
-	Metrics    *metrics.Worker // optional
-	Events     EventPublisher  // optional
+	CancelPoll time.Duration // how often a running job's cancel flag is read; default 1 s
+	// CompleteWindow bounds the retries of recording a success whose audio
+	// is stored while the database is unavailable; default 30 s.
+	CompleteWindow time.Duration
+	Metrics        *metrics.Worker // optional
+	Events         EventPublisher  // optional
 	// Cache makes identical requests reuse stored audio: the audio goes to
 	// a key derived from everything that determined it (CacheKey), and a
 	// job whose key already has audio succeeds without synthesis.
@@ -282,14 +286,37 @@ func (h *Handler) run(ctx context.Context, job *tts.Job, attempt int) (tts.Audio
 	return h.complete(ctx, job, attempt, a)
 }
 
-// complete records the stored audio, even if ctx ended meanwhile.
+// defaultCompleteWindow bounds how long a worker keeps trying to record a
+// success whose audio is stored while the database is unavailable (locked,
+// busy): the audio is made, so waiting is cheaper than a new attempt.
+const defaultCompleteWindow = 30 * time.Second
+
+// complete records the stored audio, even if ctx ended meanwhile, retrying
+// while the database is unavailable for up to completeWindow.
 func (h *Handler) complete(ctx context.Context, job *tts.Job, attempt int, a tts.Audio) (tts.Audio, error) {
-	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	defer cancel()
-	if err := h.Store.CompleteJob(dctx, job.ID, attempt, a); err != nil {
-		return tts.Audio{}, fmt.Errorf("recording success: %w", err)
+	window := h.CompleteWindow
+	if window <= 0 {
+		window = defaultCompleteWindow
 	}
-	return a, nil
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), window)
+	defer cancel()
+	backoff := 250 * time.Millisecond
+	for {
+		err := h.Store.CompleteJob(dctx, job.ID, attempt, a)
+		if err == nil {
+			return a, nil
+		}
+		if tts.ErrorCode(err) != tts.EUNAVAILABLE {
+			return tts.Audio{}, fmt.Errorf("recording success: %w", err)
+		}
+		h.Logger.Warn("recording success failed; retrying while the audio waits", "job_id", job.ID, "attempt", attempt, "err", err)
+		select {
+		case <-dctx.Done():
+			return tts.Audio{}, fmt.Errorf("recording success: %w", err)
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 2*time.Second)
+	}
 }
 
 // cached returns the audio a succeeded job with the same cache key stored,
@@ -503,6 +530,11 @@ func readable(err error) string {
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		return stage + " failed: the attempt took longer than its time limit"
+	}
+	// A full disk or quota is the operator's to fix; saying so spares a
+	// trip to the worker log (it names no path).
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return stage + " failed: the audio storage is full"
 	}
 	var te *tts.Error
 	if errors.As(err, &te) && te.Code != tts.EINTERNAL {

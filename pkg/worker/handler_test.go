@@ -340,6 +340,7 @@ func (unrecorded) CompleteJob(context.Context, string, int, tts.Audio) error {
 func TestUnrecordedSuccessLeavesNoAudio(t *testing.T) {
 	r := newRig(t, tone.New(tone.Config{}))
 	r.h.Store = unrecorded{r.db}
+	r.h.CompleteWindow = 50 * time.Millisecond
 	job := r.newJob(t, "My success is never written down")
 	for retried := 0; retried < queue.MaxRetry; retried++ {
 		if err := r.process(t, context.Background(), job, retried); err == nil || errors.Is(err, asynq.SkipRetry) {
@@ -357,5 +358,40 @@ func TestUnrecordedSuccessLeavesNoAudio(t *testing.T) {
 	}
 	if _, err := r.objects.Stat(context.Background(), worker.AudioKey(job)); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("the failed job's audio is still stored: %v", err)
+	}
+}
+
+// flaky fails CompleteJob with EUNAVAILABLE (a locked database) a number of
+// times, then records it.
+type flaky struct {
+	*sqlstore.DB
+	mu    sync.Mutex
+	fails int
+}
+
+func (f *flaky) CompleteJob(ctx context.Context, id string, attempt int, a tts.Audio) error {
+	f.mu.Lock()
+	fail := f.fails > 0
+	f.fails--
+	f.mu.Unlock()
+	if fail {
+		return tts.Errorf(tts.EUNAVAILABLE, "database unavailable: complete job: database is locked")
+	}
+	return f.DB.CompleteJob(ctx, id, attempt, a)
+}
+
+// TestSuccessRecordedAfterTheDatabaseComesBack: a success that cannot be
+// recorded at once is retried within the attempt, so the audio already made
+// is not thrown away with a new attempt.
+func TestSuccessRecordedAfterTheDatabaseComesBack(t *testing.T) {
+	r := newRig(t, tone.New(tone.Config{}))
+	r.h.Store = &flaky{DB: r.db, fails: 3}
+	job := r.newJob(t, "Written down on the fourth try")
+	if err := r.process(t, context.Background(), job, 0); err != nil {
+		t.Fatalf("attempt: %v", err)
+	}
+	j := r.job(t, job.ID)
+	if j.Status != tts.StatusSucceeded || j.Attempts != 1 || j.Audio == nil {
+		t.Fatalf("job = %s after %d attempts, audio %+v; want succeeded on the first", j.Status, j.Attempts, j.Audio)
 	}
 }

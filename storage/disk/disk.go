@@ -131,6 +131,9 @@ func put(ctx context.Context, root *os.Root, key string, r io.Reader, size int64
 		if !committed {
 			f.Close() // may already be closed; the error is irrelevant
 			root.Remove(tmp)
+			// And the directories made for it, if they are empty now (a
+			// failed Put leaves nothing behind, not even an inode).
+			pruneDirs(root, dir)
 		}
 	}()
 
