@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -249,12 +250,7 @@ func (h *Handler) run(ctx context.Context, job *tts.Job, attempt int) (tts.Audio
 		}
 	}
 	start := time.Now()
-	pcm, err := h.Engine.Synthesize(ctx, tts.SynthesisRequest{Text: job.Text, Voice: job.Voice, Speed: job.Speed,
-		Progress: func(done, total int) {
-			if done < total { // the last chunk is followed by encoding: succeeded says 1
-				h.publish(ctx, events.Progress(job.ID, done, total))
-			}
-		}})
+	pcm, err := h.synthesize(ctx, job)
 	if err != nil {
 		return tts.Audio{}, stageError("synthesis", err)
 	}
@@ -284,6 +280,24 @@ func (h *Handler) run(ctx context.Context, job *tts.Job, attempt int) (tts.Audio
 	}
 	a := tts.Audio{Key: key, ContentType: res.ContentType, Bytes: int64(buf.Len()), DurationSeconds: res.DurationSeconds, CacheKey: cacheKey}
 	return h.complete(ctx, job, attempt, a)
+}
+
+// synthesize runs the engine. A panic in it (a bug an input triggers) is
+// an error of this attempt, not of the worker: the job goes through the
+// usual retries and fails with a reason, and the stack is logged.
+func (h *Handler) synthesize(ctx context.Context, job *tts.Job) (pcm tts.PCM, err error) {
+	defer func() {
+		if x := recover(); x != nil {
+			h.Logger.Error("the engine panicked", "job_id", job.ID, "panic", fmt.Sprint(x), "stack", string(debug.Stack()))
+			err = fmt.Errorf("engine panic: %v", x)
+		}
+	}()
+	return h.Engine.Synthesize(ctx, tts.SynthesisRequest{Text: job.Text, Voice: job.Voice, Speed: job.Speed,
+		Progress: func(done, total int) {
+			if done < total { // the last chunk is followed by encoding: succeeded says 1
+				h.publish(ctx, events.Progress(job.ID, done, total))
+			}
+		}})
 }
 
 // defaultCompleteWindow bounds how long a worker keeps trying to record a

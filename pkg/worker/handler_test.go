@@ -395,3 +395,36 @@ func TestSuccessRecordedAfterTheDatabaseComesBack(t *testing.T) {
 		t.Fatalf("job = %s after %d attempts, audio %+v; want succeeded on the first", j.Status, j.Attempts, j.Audio)
 	}
 }
+
+// TestEnginePanicFailsTheJobNotTheWorker: an engine that panics on a text
+// costs attempts, not the process: the job fails with a readable reason
+// after its retries, and the next job runs.
+func TestEnginePanicFailsTheJobNotTheWorker(t *testing.T) {
+	e := &engine{fn: func(_ context.Context, req tts.SynthesisRequest) (tts.PCM, error) {
+		if strings.Contains(req.Text, "poison") {
+			var m map[string]int
+			m["boom"]++ // a nil-map write: a runtime panic, as a real bug would cause
+		}
+		return tone.New(tone.Config{}).Synthesize(context.Background(), req)
+	}}
+	r := newRig(t, e)
+	job := r.newJob(t, "A poison sentence.")
+	for retried := 0; retried < queue.MaxRetry; retried++ {
+		if err := r.process(t, context.Background(), job, retried); err == nil || errors.Is(err, asynq.SkipRetry) {
+			t.Fatalf("attempt %d: err = %v, want a retryable error", retried, err)
+		}
+	}
+	if err := r.process(t, context.Background(), job, queue.MaxRetry); !errors.Is(err, asynq.SkipRetry) {
+		t.Fatalf("last attempt: %v", err)
+	}
+	if j := r.job(t, job.ID); j.Status != tts.StatusFailed || j.Error != "synthesis failed after all retries (internal error; see the worker log)" {
+		t.Fatalf("poison job = %s %q", j.Status, j.Error)
+	}
+	next := r.newJob(t, "A healthy sentence.")
+	if err := r.process(t, context.Background(), next, 0); err != nil {
+		t.Fatalf("the next job: %v", err)
+	}
+	if j := r.job(t, next.ID); j.Status != tts.StatusSucceeded {
+		t.Fatalf("next job = %s %q", j.Status, j.Error)
+	}
+}
