@@ -38,8 +38,8 @@ go test -C scripts/vulndb -count=1 ./...
 echo "== go test -race"
 go test -race -count=1 -timeout 20m ./...
 
-echo "== the slow fault scenarios (worker SIGKILLed mid-synthesis: asynq recovers its lease in 60-120 s; database locked past every retry)"
-FAULTS_SLOW=1 go test -count=1 -timeout 10m -run 'TestWorkerKilledMidSynthesis|TestDatabaseLockedPastRetries' ./internal/faults
+echo "== the slow fault scenarios (worker SIGKILLed mid-synthesis and after its upload: asynq recovers its lease in 60-120 s; database locked past every retry)"
+FAULTS_SLOW=1 go test -count=1 -timeout 10m -run 'TestWorkerKilledMidSynthesis|TestWorkerKilledAfterUpload|TestDatabaseLockedPastRetries' ./internal/faults
 
 echo "== fuzz (${FUZZTIME:=10s} each)"
 for target in $(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do

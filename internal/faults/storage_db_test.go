@@ -293,3 +293,30 @@ func TestDatabaseLockedPastRetries(t *testing.T) {
 	}
 	t.Logf("job failed: %q", j["error"])
 }
+
+// TestWorkerKilledAfterUpload kills the worker between storing the audio
+// and recording the success: the database is locked, so the attempt has
+// stored its object and waits to record it, and then its process group is
+// SIGKILLed. Once asynq recovers the task (its lease, 60–120 s) a second
+// worker runs the job again: it succeeds on attempt 2 with one object (the
+// retry writes the same key), and nothing else is left.
+func TestWorkerKilledAfterUpload(t *testing.T) {
+	slow(t)
+	s := newStack(t, stackOptions{})
+	w := s.startWorker(nil)
+	dbPath := strings.TrimPrefix(s.env["DATABASE_URL"], "sqlite:")
+	id := s.mustSubmit(map[string]any{"text": longText("killed-after-upload", 1500), "format": "wav"})
+	s.waitStatus(id, 30*time.Second, "running")
+	release := lockDatabase(t, dbPath)
+	w.waitLog(t, `"msg":"recording success failed; retrying while the audio waits"`, 90*time.Second)
+	w.kill()
+	killed := time.Now()
+	w.exited(t, 10*time.Second)
+	release()
+	w2 := s.startWorker(nil)
+	final := checkInvariants(t, s, 150*time.Second)
+	t.Logf("job finished %s after the kill", time.Since(killed).Round(100*time.Millisecond))
+	if j := final[id]; j["status"] != "succeeded" || j["attempts"].(float64) != 2 {
+		t.Fatalf("job after the kill: %v\n%s", j, w2.Output())
+	}
+}
