@@ -160,7 +160,7 @@ func (h *Handler) Process(ctx context.Context, jobID string, d Delivery) error {
 		log.Warn("task for a job that does not exist; dropping it")
 		return fmt.Errorf("job %s not found: %w", p.JobID, asynq.SkipRetry)
 	case err != nil:
-		return fmt.Errorf("reading job: %w", err)
+		return notStartedIfUnavailable(fmt.Errorf("reading job: %w", err))
 	case job.Status.Terminal():
 		log.Info("job already finished; skipping", "status", job.Status)
 		h.count("skipped")
@@ -189,7 +189,7 @@ func (h *Handler) Process(ctx context.Context, jobID string, d Delivery) error {
 		}
 		return nil
 	} else if err != nil {
-		return fmt.Errorf("starting attempt: %w", err)
+		return notStartedIfUnavailable(fmt.Errorf("starting attempt: %w", err))
 	}
 	log = log.With("attempt", attempt)
 	if h.Metrics != nil {
@@ -560,4 +560,27 @@ func readable(err error) string {
 func taskID(ctx context.Context) string {
 	id, _ := asynq.GetTaskID(ctx)
 	return id
+}
+
+// notStarted marks a delivery that ended before its attempt started because
+// the database was unavailable. It does not spend one of the job's retries
+// (IsFailure): an outage of the database should delay jobs, not fail them.
+type notStarted struct{ err error }
+
+func (e notStarted) Error() string { return e.err.Error() }
+func (e notStarted) Unwrap() error { return e.err }
+
+func notStartedIfUnavailable(err error) error {
+	if tts.ErrorCode(err) == tts.EUNAVAILABLE {
+		return notStarted{err}
+	}
+	return err
+}
+
+// IsFailure tells asynq whether a handler error spends a retry: every error
+// does but a delivery that could not start its attempt because the
+// database was unavailable (it is retried with the same backoff).
+func IsFailure(err error) bool {
+	var ns notStarted
+	return !errors.As(err, &ns)
 }

@@ -428,3 +428,36 @@ func TestEnginePanicFailsTheJobNotTheWorker(t *testing.T) {
 		t.Fatalf("next job = %s %q", j.Status, j.Error)
 	}
 }
+
+// unreadable makes the database unavailable for reads and attempt starts.
+type unreadable struct{ *sqlstore.DB }
+
+func (unreadable) StartAttempt(context.Context, string, string, string) (int, error) {
+	return 0, tts.Errorf(tts.EUNAVAILABLE, "database unavailable: start attempt: database is locked")
+}
+
+// TestDatabaseOutageDoesNotSpendRetries: a delivery that cannot start its
+// attempt because the database is unavailable is retried without counting
+// against the job (asynq's IsFailure), while other errors count.
+func TestDatabaseOutageDoesNotSpendRetries(t *testing.T) {
+	r := newRig(t, tone.New(tone.Config{}))
+	job := r.newJob(t, "Waiting for the database.")
+	r.h.Store = unreadable{r.db}
+	err := r.process(t, context.Background(), job, 0)
+	if err == nil || worker.IsFailure(err) || errors.Is(err, asynq.SkipRetry) {
+		t.Fatalf("delivery with the database unavailable: %v (IsFailure %v), want a retry that does not count", err, worker.IsFailure(err))
+	}
+	if j := r.job(t, job.ID); j.Attempts != 0 || j.Status != tts.StatusQueued {
+		t.Fatalf("job = %s, %d attempts", j.Status, j.Attempts)
+	}
+	if !worker.IsFailure(errors.New("synthesis failed")) || !worker.IsFailure(tts.Errorf(tts.EUNAVAILABLE, "storage unavailable")) {
+		t.Fatal("other errors must count as failures")
+	}
+	r.h.Store = r.db
+	if err := r.process(t, context.Background(), job, 0); err != nil {
+		t.Fatalf("once the database is back: %v", err)
+	}
+	if j := r.job(t, job.ID); j.Status != tts.StatusSucceeded || j.Attempts != 1 {
+		t.Fatalf("job = %s, %d attempts", j.Status, j.Attempts)
+	}
+}

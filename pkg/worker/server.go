@@ -60,6 +60,7 @@ func NewServer(cfg Config, h *Handler, q TaskQueue, registry *fleet.Registry) *S
 		ShutdownTimeout:   cfg.ShutdownTimeout,
 		TaskCheckInterval: cfg.TaskCheckInterval,
 		RetryDelayFunc:    RetryDelay,
+		IsFailure:         IsFailure,
 		Logger:            asynqLogger{cfg.Logger.With("component", "asynq")},
 		LogLevel:          asynq.WarnLevel,
 	})
