@@ -10,12 +10,9 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -26,67 +23,15 @@ import (
 var binDir string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "kokoro-tts-browser-bin")
+	dir, err := testsvc.BuildCommands("api")
 	if err != nil {
-		panic(err)
-	}
-	binDir = dir
-	cmd := exec.Command("go", "build", "-o", filepath.Join(dir, "api"), "../../cmd/api")
-	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-	if err := cmd.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building cmd/api:", err)
-		os.RemoveAll(dir)
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	binDir = dir
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
-}
-
-// proc is a running binary whose output is kept for failure messages.
-type proc struct {
-	cmd  *exec.Cmd
-	mu   sync.Mutex
-	out  bytes.Buffer
-	done chan struct{}
-}
-
-func (p *proc) Write(b []byte) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.Write(b)
-}
-
-func (p *proc) Output() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.String()
-}
-
-func startProc(t *testing.T, name string, env map[string]string) *proc {
-	t.Helper()
-	p := &proc{done: make(chan struct{})}
-	p.cmd = exec.Command(filepath.Join(binDir, name))
-	p.cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
-	for k, v := range env {
-		p.cmd.Env = append(p.cmd.Env, k+"="+v)
-	}
-	p.cmd.Stdout, p.cmd.Stderr = p, p
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = p.cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		if p.cmd.Process != nil {
-			_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-		}
-		<-p.done
-		if t.Failed() {
-			t.Logf("--- %s output ---\n%s", name, p.Output())
-		}
-	})
-	return p
 }
 
 // service is the API under test and a Go client for the setup and the
@@ -157,7 +102,7 @@ func startService(t *testing.T, auth bool) *service {
 		addr := "127.0.0.1:" + strconv.Itoa(testsvc.FreePort(t))
 		env["HTTP_ADDR"] = addr
 		s.base = "http://" + addr
-		p := startProc(t, "api", env)
+		p := testsvc.StartProc(t, filepath.Join(binDir, "api"), env)
 		err := s.waitHealthy(p)
 		if err == nil {
 			return s
@@ -170,11 +115,11 @@ func startService(t *testing.T, auth bool) *service {
 	}
 }
 
-func (s *service) waitHealthy(p *proc) error {
+func (s *service) waitHealthy(p *testsvc.Proc) error {
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		select {
-		case <-p.done:
+		case <-p.Done:
 			return fmt.Errorf("api exited before it was healthy")
 		default:
 		}

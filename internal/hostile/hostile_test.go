@@ -14,7 +14,6 @@ package hostile
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,11 +22,9 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -44,19 +41,12 @@ const (
 var apiBin string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "kokoro-tts-hostile-bin")
+	dir, err := testsvc.BuildCommands("api")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	apiBin = filepath.Join(dir, "api")
-	cmd := exec.Command("go", "build", "-o", apiBin, "../../cmd/api")
-	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-	if err := cmd.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building cmd/api:", err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
@@ -64,24 +54,9 @@ func TestMain(m *testing.M) {
 
 // api is one running API process.
 type api struct {
+	*testsvc.Proc
 	addr string // 127.0.0.1:port
 	base string // http://127.0.0.1:port
-	cmd  *exec.Cmd
-	done chan struct{}
-	mu   sync.Mutex
-	out  bytes.Buffer
-}
-
-func (a *api) Write(b []byte) (int, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.out.Write(b)
-}
-
-func (a *api) output() string {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.out.String()
 }
 
 // startAPI runs the API in embedded mode (in-memory Redis, in-process
@@ -89,29 +64,15 @@ func (a *api) output() string {
 // until /api/health answers 200.
 func startAPI(t *testing.T) *api {
 	t.Helper()
-	a := &api{addr: "127.0.0.1:" + strconv.Itoa(testsvc.FreePort(t)), done: make(chan struct{})}
+	a := &api{addr: "127.0.0.1:" + strconv.Itoa(testsvc.FreePort(t))}
 	a.base = "http://" + a.addr
-	a.cmd = exec.Command(apiBin)
-	a.cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"),
-		"DATA_DIR=" + t.TempDir(), "HTTP_ADDR=" + a.addr, "TTS_ENGINE=tone", "LOG_FORMAT=json"}
-	a.cmd.Stdout, a.cmd.Stderr = a, a
-	a.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := a.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = a.cmd.Wait(); close(a.done) }()
-	t.Cleanup(func() {
-		_ = syscall.Kill(-a.cmd.Process.Pid, syscall.SIGKILL)
-		<-a.done
-		if t.Failed() {
-			t.Logf("--- api output ---\n%s", a.output())
-		}
-	})
+	a.Proc = testsvc.StartProc(t, apiBin, map[string]string{"DATA_DIR": t.TempDir(), "HTTP_ADDR": a.addr,
+		"TTS_ENGINE": "tone", "LOG_FORMAT": "json"})
 	c := &http.Client{Timeout: 5 * time.Second}
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		select {
-		case <-a.done:
+		case <-a.Done:
 			t.Fatalf("api exited during start-up")
 		default:
 		}
@@ -132,7 +93,7 @@ func startAPI(t *testing.T) *api {
 func (a *api) requireHealthy(t *testing.T, when string) {
 	t.Helper()
 	select {
-	case <-a.done:
+	case <-a.Done:
 		t.Fatalf("%s: the api process has exited", when)
 	default:
 	}

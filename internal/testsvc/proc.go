@@ -1,0 +1,64 @@
+package testsvc
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+)
+
+// BuildCommands builds the module's cmd/<name> binaries into a new
+// temporary directory and returns it, for a package's TestMain (the caller
+// removes it).
+func BuildCommands(names ...string) (string, error) {
+	dir, err := os.MkdirTemp("", "kokoro-tts-bin")
+	if err != nil {
+		return "", err
+	}
+	for _, name := range names {
+		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, name), "github.com/kokorotts/kokoro-tts/cmd/"+name)
+		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+		if err := cmd.Run(); err != nil {
+			os.RemoveAll(dir)
+			return "", fmt.Errorf("building cmd/%s: %w", name, err)
+		}
+	}
+	return dir, nil
+}
+
+// Proc is a binary a test started in its own process group. Its output is
+// kept and shown when the test fails; the test's cleanup kills the group.
+type Proc struct {
+	Cmd  *exec.Cmd
+	Done chan struct{} // closed once the process has exited
+	out  lockedBuffer
+}
+
+// Output returns what the process has written so far.
+func (p *Proc) Output() string { return p.out.String() }
+
+// StartProc runs bin with only PATH, HOME and env in its environment.
+func StartProc(t testing.TB, bin string, env map[string]string, args ...string) *Proc {
+	t.Helper()
+	p := &Proc{Cmd: exec.Command(bin, args...), Done: make(chan struct{})}
+	p.Cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+	for k, v := range env {
+		p.Cmd.Env = append(p.Cmd.Env, k+"="+v)
+	}
+	p.Cmd.Stdout, p.Cmd.Stderr = &p.out, &p.out
+	p.Cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := p.Cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = p.Cmd.Wait(); close(p.Done) }()
+	t.Cleanup(func() {
+		_ = syscall.Kill(-p.Cmd.Process.Pid, syscall.SIGKILL)
+		<-p.Done
+		if t.Failed() {
+			t.Logf("--- %s output ---\n%s", filepath.Base(bin), p.Output())
+		}
+	})
+	return p
+}
