@@ -4,59 +4,48 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/kokorotts/kokoro-tts/internal/testsvc"
 )
 
-// build compiles ./cmd/<name> into dir.
-func build(t *testing.T, dir, name string) string {
-	t.Helper()
-	out := filepath.Join(dir, name)
-	cmd := exec.Command("go", "build", "-o", out, "../"+name)
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building %s: %v\n%s", name, err, b)
+// binDir holds the api and ttsload binaries, built once for the package.
+var binDir string
+
+func TestMain(m *testing.M) {
+	dir, err := testsvc.BuildCommands("api", "ttsload")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
 	}
-	return out
+	binDir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
 }
 
-// startAPI runs the API in embedded mode with the tone engine in its own
-// process group, killed with the group at cleanup.
-func startAPI(t *testing.T, bin string, env ...string) string {
+// startAPI runs the API in embedded mode with the tone engine, killed with
+// its process group at cleanup, and returns its base URL once healthy.
+func startAPI(t *testing.T, env map[string]string) string {
 	t.Helper()
 	port := strconv.Itoa(testsvc.FreePort(t))
-	var out bytes.Buffer
-	cmd := exec.Command(bin)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"),
-		"DATA_DIR=" + t.TempDir(), "HTTP_ADDR=127.0.0.1:" + port, "TTS_ENGINE=tone"}
-	cmd.Env = append(cmd.Env, env...)
-	cmd.Stdout, cmd.Stderr = &out, &out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-done
-		if t.Failed() {
-			t.Logf("--- api output ---\n%s", out.String())
-		}
-	})
+	all := map[string]string{"DATA_DIR": t.TempDir(), "HTTP_ADDR": "127.0.0.1:" + port, "TTS_ENGINE": "tone"}
+	maps.Copy(all, env)
+	p := testsvc.StartProc(t, filepath.Join(binDir, "api"), all)
 	base := "http://127.0.0.1:" + port
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		select {
-		case <-done:
+		case <-p.Done:
 			t.Fatalf("api exited")
 		default:
 		}
@@ -73,10 +62,8 @@ func startAPI(t *testing.T, bin string, env ...string) string {
 }
 
 func TestLoadAgainstEmbeddedAPI(t *testing.T) {
-	dir := t.TempDir()
-	api := build(t, dir, "api")
-	load := build(t, dir, "ttsload")
-	base := startAPI(t, api)
+	load := filepath.Join(binDir, "ttsload")
+	base := startAPI(t, nil)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
@@ -176,11 +163,9 @@ func TestGauge(t *testing.T) {
 // with an admin's token (exempt from the per-account limits); without it
 // every submission is refused.
 func TestLoadWithAuthentication(t *testing.T) {
-	dir := t.TempDir()
-	api := build(t, dir, "api")
-	load := build(t, dir, "ttsload")
-	base := startAPI(t, api, "JWT_SECRET=load-test-secret-0123456789abcdef0123", "ADMIN_EMAIL=admin@example.com",
-		"ADMIN_PASSWORD=a load test admin password")
+	load := filepath.Join(binDir, "ttsload")
+	base := startAPI(t, map[string]string{"JWT_SECRET": "load-test-secret-0123456789abcdef0123", "ADMIN_EMAIL": "admin@example.com",
+		"ADMIN_PASSWORD": "a load test admin password"})
 	res, err := http.Post(base+"/api/auth/login", "application/json",
 		strings.NewReader(`{"email":"admin@example.com","password":"a load test admin password"}`))
 	if err != nil {
