@@ -65,6 +65,8 @@ var echoCodes = map[int]string{
 	http.StatusTooManyRequests:       "rate_limited",
 	http.StatusServiceUnavailable:    tts.EUNAVAILABLE,
 	http.StatusRequestTimeout:        "timeout",
+	// 431: the header block is over Config.MaxHeaderBytes.
+	http.StatusRequestHeaderFieldsTooLarge: "headers_too_large",
 }
 
 // errorHandler writes every error as JSON. Internal details are logged with

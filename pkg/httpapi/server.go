@@ -51,6 +51,11 @@ type Config struct {
 	Logger *slog.Logger
 	// MaxBodyBytes bounds request bodies; default 1 MiB.
 	MaxBodyBytes int64
+	// MaxHeaderBytes bounds a request's header block (names, values and
+	// the request line), answered with a JSON 431; default 64 KiB. The
+	// http.Server's own MaxHeaderBytes (NewHTTPServer) is a higher hard
+	// ceiling that net/http enforces before any handler runs.
+	MaxHeaderBytes int
 	// Mode is shown by /api/health ("embedded" or "service").
 	Mode string
 	// Metrics, when set, records request latency; MetricsHandler, when
@@ -102,6 +107,9 @@ func New(cfg Config) *Server {
 	if cfg.MaxBatchBodyBytes <= 0 {
 		cfg.MaxBatchBodyBytes = defaultBatchBodyBytes
 	}
+	if cfg.MaxHeaderBytes <= 0 {
+		cfg.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
 	if cfg.SpeechTimeout <= 0 {
 		cfg.SpeechTimeout = defaultSpeechTimeout
 	}
@@ -123,6 +131,7 @@ func New(cfg Config) *Server {
 		XSSProtection: "0", ContentTypeNosniff: "nosniff", XFrameOptions: "DENY",
 		ReferrerPolicy: "no-referrer",
 	}))
+	e.Use(limitHeaders(cfg.MaxHeaderBytes))
 	s := &Server{e: e, cfg: cfg}
 	if len(cfg.CORSOrigins) > 0 {
 		// Before authentication: a preflight carries no credentials.
@@ -183,6 +192,14 @@ func (s *Server) Routes() [][2]string {
 	return out
 }
 
+// DefaultMaxHeaderBytes is the header block the API accepts (Config.MaxHeaderBytes).
+const DefaultMaxHeaderBytes = 64 << 10
+
+// hardMaxHeaderBytes is net/http's limit (NewHTTPServer): header blocks
+// between DefaultMaxHeaderBytes and this get the API's JSON 431, larger ones
+// net/http's plain-text 431, written before any handler runs.
+const hardMaxHeaderBytes = 256 << 10
+
 // NewHTTPServer wraps h in an http.Server with timeouts that protect against
 // slow clients.
 func NewHTTPServer(addr string, h http.Handler) *http.Server {
@@ -192,7 +209,30 @@ func NewHTTPServer(addr string, h http.Handler) *http.Server {
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
 		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
+		MaxHeaderBytes:    hardMaxHeaderBytes,
+	}
+}
+
+// limitHeaders answers a request whose header block exceeds limit bytes with
+// 431 in the API's error shape and closes the connection. It counts what
+// net/http counts: the request line and every "Name: value\r\n" line.
+func limitHeaders(limit int) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c *echo.Context) error {
+			r := c.Request()
+			n := len(r.Method) + len(r.RequestURI) + len(r.Proto) + 4 + len("Host: \r\n") + len(r.Host)
+			for name, values := range r.Header {
+				for _, v := range values {
+					n += len(name) + len(v) + 4
+				}
+			}
+			if n > limit {
+				c.Response().Header().Set("Connection", "close")
+				return echo.NewHTTPError(http.StatusRequestHeaderFieldsTooLarge,
+					"the request headers are too large: "+strconv.Itoa(n)+" bytes, the limit is "+strconv.Itoa(limit))
+			}
+			return next(c)
+		}
 	}
 }
 
