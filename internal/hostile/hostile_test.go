@@ -5,7 +5,8 @@
 // off (or refuses it with the right status) and keeps serving others.
 //
 // The timeouts under test are those of httpapi.NewHTTPServer
-// (ReadHeaderTimeout 10 s, ReadTimeout 60 s, MaxHeaderBytes 64 KiB). The
+// (ReadHeaderTimeout 10 s, ReadTimeout 60 s, MaxHeaderBytes 256 KiB) and
+// the API's own 64 KiB header limit (httpapi.Config.MaxHeaderBytes). The
 // binary has no setting to shorten them, so these tests wait them out; they
 // run in parallel, each against its own API process, and the slowest takes
 // about a minute. They assert what happens, never how fast: the bounds below
