@@ -422,7 +422,10 @@ func (h *Handler) fail(ctx, runCtx context.Context, log *slog.Logger, job *tts.J
 	}
 	retried, maxRetry := d.Retried, d.MaxRetry
 	permanent := tts.ErrorCode(err) == tts.EINVALID || tts.ErrorCode(err) == tts.EUNSUPPORTED
-	if permanent || retried >= maxRetry {
+	// The job's own budget counts too: a task the reconciler queued again
+	// starts a fresh asynq retry count, but not a fresh job.
+	last := retried >= maxRetry || (job.MaxAttempts > 0 && attempt >= job.MaxAttempts)
+	if permanent || last {
 		reason := readable(err)
 		log.Error("job failed", "err", err, "permanent", permanent, "retried", retried)
 		ferr := h.Store.FailJob(dctx, job.ID, attempt, reason)
@@ -565,9 +568,16 @@ func taskID(ctx context.Context) string {
 // notStarted marks a delivery that ended before its attempt started because
 // the database was unavailable. It does not spend one of the job's retries
 // (IsFailure): an outage of the database should delay jobs, not fail them.
+// asynq archives the task anyway when its retries were already spent by
+// earlier failures; its last error then starts with notStartedPrefix, and
+// the reconciler queues the job again (Reconciler.repair).
 type notStarted struct{ err error }
 
-func (e notStarted) Error() string { return e.err.Error() }
+// notStartedPrefix starts the text of a notStarted error, which asynq keeps
+// as the task's last error.
+const notStartedPrefix = "attempt not started: "
+
+func (e notStarted) Error() string { return notStartedPrefix + e.err.Error() }
 func (e notStarted) Unwrap() error { return e.err }
 
 func notStartedIfUnavailable(err error) error {

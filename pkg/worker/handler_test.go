@@ -183,6 +183,30 @@ func TestTransientFailureRetriesThenFailsReadably(t *testing.T) {
 	}
 }
 
+// TestLastAttemptOfTheJobBudgetFailsReadably: a task queued again by the
+// reconciler starts a fresh asynq retry count, but the job's own attempt
+// budget decides its last attempt: that one fails the job with its reason
+// instead of leaving a retry that would only quarantine it.
+func TestLastAttemptOfTheJobBudgetFailsReadably(t *testing.T) {
+	e := &engine{fn: func(context.Context, tts.SynthesisRequest) (tts.PCM, error) {
+		return tts.PCM{}, errors.New("onnxruntime: CUDA error 700")
+	}}
+	r := newRig(t, e)
+	job := r.newJob(t, "Hello")
+	for range job.MaxAttempts - 1 {
+		if _, err := r.db.StartAttempt(context.Background(), job.ID, "fake", "cpu"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err := r.process(t, context.Background(), job, 0) // asynq's first delivery of a re-enqueued task
+	if !errors.Is(err, asynq.SkipRetry) {
+		t.Fatalf("the job's last attempt: %v, want SkipRetry", err)
+	}
+	if j := r.job(t, job.ID); j.Status != tts.StatusFailed || j.Attempts != job.MaxAttempts || !strings.HasPrefix(j.Error, "synthesis failed") {
+		t.Fatalf("job = %s after %d attempts: %q", j.Status, j.Attempts, j.Error)
+	}
+}
+
 // recorder keeps the events a handler publishes.
 type recorder struct {
 	mu     sync.Mutex

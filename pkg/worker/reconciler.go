@@ -18,13 +18,17 @@ type TaskQueue interface {
 	// TaskState returns the state of job's task ("" when none exists) and
 	// its last error.
 	TaskState(ctx context.Context, job *tts.Job) (state, lastErr string, err error)
+	// DeleteTask removes job's task unless it is running.
+	DeleteTask(ctx context.Context, job *tts.Job) error
 }
 
 // Reconciler repairs the gap between the database and the queue: enqueue is
 // not transactional with the insert, Redis can lose data (restart without
 // persistence, eviction) and asynq archives a task whose worker kept dying.
 // For every live job not updated for a while it checks the task: a missing
-// task is enqueued again, an archived one fails the job with its reason.
+// task is enqueued again, an archived one fails the job with its reason
+// (unless its last delivery could not even start because the database was
+// unavailable: that job is queued again, within its attempt budget).
 type Reconciler struct {
 	Store      tts.JobStore
 	Queue      TaskQueue
@@ -124,6 +128,21 @@ func (r *Reconciler) repair(ctx context.Context, job *tts.Job) (bool, error) {
 		}
 		log.Warn("re-enqueued a live job whose task was missing")
 	case "archived":
+		if strings.HasPrefix(lastErr, notStartedPrefix) && (job.MaxAttempts <= 0 || job.Attempts < job.MaxAttempts) {
+			// The retries were spent by earlier attempts, and the last
+			// delivery found the database unavailable: the job has
+			// attempts left, so it waits for the database instead of
+			// failing because of it.
+			if err := r.Queue.DeleteTask(ctx, job); err != nil {
+				return false, err
+			}
+			if err := r.Queue.Enqueue(ctx, job); err != nil {
+				return false, err
+			}
+			log.Warn("re-enqueued a job whose last delivery could not start (database unavailable)",
+				"attempts", job.Attempts, "max_attempts", job.MaxAttempts, "last_error", lastErr)
+			return true, nil
+		}
 		reason := fmt.Sprintf("gave up after %d attempts (see the worker log)", job.Attempts)
 		if strings.Contains(lastErr, "lease expired") {
 			reason = fmt.Sprintf("gave up after %d attempts: the worker running it stopped (crashed or was killed) each time", job.Attempts)

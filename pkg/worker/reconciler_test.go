@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/hibiken/asynq"
 
 	"github.com/kokorotts/kokoro-tts/internal/testsvc"
+	"github.com/kokorotts/kokoro-tts/pkg/sqlstore"
 	"github.com/kokorotts/kokoro-tts/pkg/tone"
 	"github.com/kokorotts/kokoro-tts/pkg/tts"
 	"github.com/kokorotts/kokoro-tts/pkg/worker"
@@ -137,5 +139,111 @@ func TestReconcilerRemovesAudioOfJobsItEnds(t *testing.T) {
 	}
 	if _, err := r.objects.Stat(ctx, worker.AudioKey(other)); err != nil {
 		t.Errorf("the succeeded job's audio: %v", err)
+	}
+}
+
+// switchable is the job store whose reads fail as "database unavailable"
+// while down is set.
+type switchable struct {
+	*sqlstore.DB
+	down *atomic.Bool
+}
+
+func (s switchable) FindJob(ctx context.Context, id string) (*tts.Job, error) {
+	if s.down.Load() {
+		return nil, tts.Errorf(tts.EUNAVAILABLE, "database unavailable: find job: database is locked")
+	}
+	return s.DB.FindJob(ctx, id)
+}
+
+// TestReconcilerRequeuesJobWhoseLastDeliveryCouldNotStart: asynq archives a
+// task whose retries are spent even when its last error does not count as
+// a failure (IsFailure). When that last delivery could not start its attempt
+// because the database was unavailable, the job still has attempts left: the
+// reconciler queues it again instead of failing it, and it succeeds. A job
+// whose attempts are all spent is failed as before.
+func TestReconcilerRequeuesJobWhoseLastDeliveryCouldNotStart(t *testing.T) {
+	ctx := context.Background()
+	r := newRig(t, tone.New(tone.Config{}))
+	redis := testsvc.Redis(t)
+	opt, _ := asynq.ParseRedisURI(redis.URL)
+	q := queue.NewClient(opt)
+	defer q.Close()
+	rec := &worker.Reconciler{Store: r.db, Queue: q, Objects: r.objects, Logger: quiet, StaleAfter: time.Second}
+
+	down := &atomic.Bool{}
+	down.Store(true)
+	r.h.Store = switchable{r.db, down}
+	srv := worker.NewServer(worker.Config{Redis: opt, TaskCheckInterval: 20 * time.Millisecond, ShutdownTimeout: 5 * time.Second,
+		ReconcileInterval: time.Hour, Logger: quiet}, r.h, q, nil)
+
+	waiting := r.newJob(t, "Three attempts failed, the fourth found the database locked.")
+	spent := r.newJob(t, "Every attempt was spent before the database was locked.")
+	for range 3 {
+		if _, err := r.db.StartAttempt(ctx, waiting.ID, "fake", "cpu"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range spent.MaxAttempts {
+		if _, err := r.db.StartAttempt(ctx, spent.ID, "fake", "cpu"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Both tasks arrive with their asynq retries already spent (MaxRetry 0
+	// stands for three failed deliveries).
+	for _, j := range []*tts.Job{waiting, spent} {
+		task, err := queue.NewSynthesizeTask(j)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := asynq.NewClient(opt).EnqueueContext(ctx, task, asynq.MaxRetry(0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown()
+	for _, j := range []*tts.Job{waiting, spent} {
+		waitFor(t, 10*time.Second, "the task archived", func() bool {
+			state, lastErr, err := q.TaskState(ctx, j)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if state == "archived" && !strings.HasPrefix(lastErr, "attempt not started: ") {
+				t.Fatalf("archived with last error %q, want the not-started one", lastErr)
+			}
+			return state == "archived"
+		})
+	}
+
+	down.Store(false) // the database is back
+	time.Sleep(1100 * time.Millisecond)
+	if n, err := rec.Pass(ctx); err != nil || n != 2 {
+		t.Fatalf("repaired %d (%v), want 2", n, err)
+	}
+	waitFor(t, 20*time.Second, "the re-enqueued job to succeed", func() bool {
+		return r.job(t, waiting.ID).Status == tts.StatusSucceeded
+	})
+	if got := r.job(t, waiting.ID); got.Attempts != 4 || got.Audio == nil {
+		t.Fatalf("waiting job: %d attempts, audio %v; want its 4th attempt to have made the audio", got.Attempts, got.Audio)
+	}
+	got := r.job(t, spent.ID)
+	if got.Status != tts.StatusFailed || !strings.Contains(got.Error, "gave up after 4 attempts") {
+		t.Fatalf("spent job: %s %q, want failed after 4 attempts", got.Status, got.Error)
+	}
+	if state, _, _ := q.TaskState(ctx, spent); state != "archived" {
+		t.Fatalf("spent job's task is %q, want it left archived", state)
+	}
+}
+
+func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
