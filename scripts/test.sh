@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # test.sh: the full test suite (what `make test` and .ci/run run). It
-# installs or fetches what the tests need, starts nothing globally (each test
-# starts its own Redis and MinIO on free loopback ports), then runs vet, the
+# installs or fetches what the tests need, starts nothing globally but the
+# local PostgreSQL server when it is stopped (each test starts its own Redis
+# and MinIO on free loopback ports, and uses a schema of its own on
+# PostgreSQL), then runs vet, the
 # format check, the dependency rule for cmd/api, every test with the race
 # detector, and each fuzz target for a bounded time.
 set -euo pipefail
@@ -15,7 +17,8 @@ scripts/install-deps.sh --test
 export MINIO_BIN="${MINIO_BIN:-$(scripts/ensure-minio.sh | tail -n1)}"
 export ONNXRUNTIME_LIB="${ONNXRUNTIME_LIB:-$(scripts/ensure-onnxruntime.sh | tail -n1)}"
 export KOKORO_TEST_VOICES="${KOKORO_TEST_VOICES:-$(scripts/kokoro-fixtures/ensure-voices.sh | tail -n1)}"
-echo "test: minio=$MINIO_BIN onnxruntime=$ONNXRUNTIME_LIB voices=$KOKORO_TEST_VOICES"
+export KOKORO_TEST_POSTGRES="${KOKORO_TEST_POSTGRES:-$(scripts/ensure-postgres.sh | tail -n1)}"
+echo "test: minio=$MINIO_BIN onnxruntime=$ONNXRUNTIME_LIB voices=$KOKORO_TEST_VOICES postgres=$(sed 's#//[^/@]*@#//#; s#?.*##' <<<"$KOKORO_TEST_POSTGRES")"
 
 echo "== go vet"
 go vet ./...
@@ -37,6 +40,9 @@ go test -C scripts/vulndb -count=1 ./...
 
 echo "== go test -race"
 go test -race -count=1 -timeout 20m ./...
+
+echo "== the job store's tests again, on PostgreSQL"
+SQLSTORE_TEST_POSTGRES="$KOKORO_TEST_POSTGRES" go test -race -count=1 ./pkg/sqlstore
 
 echo "== the slow fault scenarios (worker SIGKILLed mid-synthesis and after its upload: asynq recovers its lease in 60-120 s; database locked past every retry)"
 FAULTS_SLOW=1 go test -count=1 -timeout 10m -run 'TestWorkerKilledMidSynthesis|TestWorkerKilledAfterUpload|TestDatabaseLockedPastRetries' ./internal/faults

@@ -13,6 +13,8 @@ import (
 	"testing"
 
 	"github.com/caarlos0/env/v11"
+	_ "github.com/jackc/pgx/v5/stdlib"
+	"github.com/jmoiron/sqlx"
 
 	"github.com/kokorotts/kokoro-tts/pkg/sqlstore"
 )
@@ -100,6 +102,44 @@ func TestCheckBehind(t *testing.T) {
 	}
 }
 
+// TestMigratePostgres migrates a PostgreSQL database (a schema of its own in
+// KOKORO_TEST_POSTGRES, which scripts/test.sh sets) and checks it.
+func TestMigratePostgres(t *testing.T) {
+	base := os.Getenv("KOKORO_TEST_POSTGRES")
+	if base == "" {
+		t.Skip("KOKORO_TEST_POSTGRES is not set (scripts/ensure-postgres.sh prints one)")
+	}
+	admin, err := sqlx.Open("pgx", base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	schema := fmt.Sprintf("kokoro_migrate_test_%d", os.Getpid())
+	if _, err := admin.Exec("CREATE SCHEMA " + schema); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = admin.Exec("DROP SCHEMA " + schema + " CASCADE") })
+	sep := "?"
+	if strings.Contains(base, "?") {
+		sep = "&"
+	}
+	environ := map[string]string{"DATABASE_URL": base + sep + "search_path=" + schema, "LOG_FORMAT": "json"}
+	code, _, stderr := runMigrate(t, environ, "-check")
+	if code != 1 || !strings.Contains(stderr, "database is not migrated") {
+		t.Fatalf("-check before migrating: exit %d, stderr %s", code, stderr)
+	}
+	if code, _, stderr = runMigrate(t, environ); code != 0 || !strings.Contains(stderr, "database migrated") {
+		t.Fatalf("migrate: exit %d, stderr %s", code, stderr)
+	}
+	if code, _, stderr = runMigrate(t, environ, "-check"); code != 0 || !strings.Contains(stderr, "up to date") {
+		t.Fatalf("-check after migrating: exit %d, stderr %s", code, stderr)
+	}
+	var n int
+	if err := admin.Get(&n, `SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = $1 AND table_name = 'jobs'`, schema); err != nil || n != 1 {
+		t.Fatalf("jobs table in %s: %d, %v", schema, n, err)
+	}
+}
+
 func TestDefaultDatabase(t *testing.T) {
 	dir := t.TempDir()
 	code, _, stderr := runMigrate(t, map[string]string{"DATA_DIR": dir})
@@ -126,7 +166,8 @@ func TestBadConfiguration(t *testing.T) {
 		environ map[string]string
 		want    string
 	}{
-		{map[string]string{"DATABASE_URL": "postgres://user:secret@db/tts"}, "DATABASE_URL: PostgreSQL is not supported yet"},
+		{map[string]string{"DATABASE_URL": "postgres://user:secret@db"}, "DATABASE_URL: the PostgreSQL URL names no database"},
+		{map[string]string{"DATABASE_URL": "postgres://user:secret@127.0.0.1:1/tts?connect_timeout=2"}, "cannot open the database"},
 		{map[string]string{"DATABASE_URL": "redis://localhost"}, `DATABASE_URL: unsupported database scheme \"redis\"`},
 		{map[string]string{"DATABASE_URL": db, "LOG_LEVEL": "loud"}, "LOG_LEVEL"},
 		{map[string]string{"DATABASE_URL": db, "LOG_FORMAT": "xml"}, "LOG_FORMAT"},

@@ -6,7 +6,6 @@ import (
 	"errors"
 
 	"github.com/google/uuid"
-	"github.com/jmoiron/sqlx"
 
 	"github.com/kokorotts/kokoro-tts/pkg/tts"
 )
@@ -156,7 +155,7 @@ func (s *DB) insertBatch(ctx context.Context, id string, b *tts.Batch, items []t
 	return stored, true, nil
 }
 
-func insertItems(ctx context.Context, tx *sqlx.Tx, batchID string, items []tts.BatchItem, created, now int64) error {
+func insertItems(ctx context.Context, tx rebindingTx, batchID string, items []tts.BatchItem, created, now int64) error {
 	stmt, err := tx.PrepareContext(ctx, `INSERT INTO jobs (
 		id, status, text, voice, speed, format, queue, attempts, max_attempts,
 		idempotency_key, request_hash, created_at, updated_at, batch_id, callback_url, batch_key, user_id

@@ -2,15 +2,66 @@ package sqlstore_test
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
+	"net"
+	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/jmoiron/sqlx"
+
 	"github.com/kokorotts/kokoro-tts/pkg/sqlstore"
 	"github.com/kokorotts/kokoro-tts/pkg/tts"
 )
+
+// postgresURL, when set, runs the store's tests on PostgreSQL instead of
+// SQLite: each test gets a schema of its own in that database (scripts/test.sh
+// sets it for a second run of this package). Example:
+// SQLSTORE_TEST_POSTGRES=postgres://postgres@127.0.0.1:5432/test?sslmode=disable
+var postgresURL = os.Getenv("SQLSTORE_TEST_POSTGRES")
+
+func onPostgres() bool { return postgresURL != "" }
+
+// sqliteOnly skips a test of SQLite's own behaviour in the PostgreSQL run.
+func sqliteOnly(t testing.TB, what string) {
+	t.Helper()
+	if onPostgres() {
+		t.Skip("tests " + what + ": SQLite only")
+	}
+}
+
+var (
+	adminOnce sync.Once
+	adminDB   *sqlx.DB
+	adminErr  error
+)
+
+// postgresSchema creates a schema for one test and drops it at its end.
+func postgresSchema(t testing.TB) string {
+	t.Helper()
+	adminOnce.Do(func() { adminDB, adminErr = sqlx.Open("pgx", postgresURL) })
+	if adminErr != nil {
+		t.Fatalf("SQLSTORE_TEST_POSTGRES: %v", adminErr)
+	}
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	schema := "kokoro_test_" + hex.EncodeToString(b)
+	if _, err := adminDB.Exec("CREATE SCHEMA " + schema); err != nil {
+		t.Fatalf("SQLSTORE_TEST_POSTGRES: creating a schema: %v", err)
+	}
+	t.Cleanup(func() {
+		if _, err := adminDB.Exec("DROP SCHEMA " + schema + " CASCADE"); err != nil {
+			t.Errorf("dropping the test schema %s: %v", schema, err)
+		}
+	})
+	return schema
+}
 
 // clock is a settable clock for Options.Now.
 type clock struct {
@@ -34,9 +85,48 @@ func (c *clock) Advance(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-// dsn returns a DSN for a new database file in a temp dir.
+// dsn returns a DSN for a new, empty database: a file in a temp dir, or a
+// schema of its own on PostgreSQL (SQLSTORE_TEST_POSTGRES).
 func dsn(t testing.TB) string {
+	if onPostgres() {
+		sep := "?"
+		if strings.Contains(postgresURL, "?") {
+			sep = "&"
+		}
+		return postgresURL + sep + "search_path=" + postgresSchema(t)
+	}
 	return "sqlite:" + filepath.Join(t.TempDir(), "jobs.db")
+}
+
+// rawDB opens a connection of the test's own to the database d names,
+// beside the store (to break things behind its back).
+func rawDB(t testing.TB, d string) *sqlx.DB {
+	t.Helper()
+	src, err := sqlstore.ParseDSN(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := src.Path
+	if src.Driver == sqlstore.DriverPostgres {
+		conn = src.URL
+	}
+	raw, err := sqlx.Open(src.Driver, conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { raw.Close() })
+	return raw
+}
+
+// freePort returns a TCP port nothing listens on (for now).
+func freePort(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
 }
 
 // open opens a database without migrating it.

@@ -124,7 +124,7 @@ func queryPlan(t *testing.T, s *DB, q string, args ...any) string {
 func TestQueryPlans(t *testing.T) {
 	s := openMigrated(t)
 	ctx := context.Background()
-	listQ, listArgs := listQuery(tts.JobFilter{Status: tts.StatusQueued, Before: "z", Limit: 10})
+	listQ, listArgs := listQuery(tts.JobFilter{Status: tts.StatusQueued, Before: "z", Limit: 10}, "LIKE")
 	staleArgs := []any{time.Now().UnixMilli(), 10}
 	for name, p := range map[string]string{
 		"stale":          queryPlan(t, s, staleJobsQuery, staleArgs...),
@@ -179,7 +179,7 @@ func TestSQLiteURIEscapesPath(t *testing.T) {
 // FindCached scanning every succeeded job).
 func TestHotQueryPlans(t *testing.T) {
 	s := openMigrated(t)
-	own, ownArgs := listQuery(tts.JobFilter{UserID: "u", Before: "z", Limit: 21})
+	own, ownArgs := listQuery(tts.JobFilter{UserID: "u", Before: "z", Limit: 21}, "LIKE")
 	for _, c := range []struct {
 		name, query, index string
 		args               []any

@@ -254,15 +254,20 @@ func (s *DB) ListJobs(ctx context.Context, f tts.JobFilter) ([]*tts.Job, error) 
 		limit = DefaultListLimit
 	}
 	f.Limit = min(limit, MaxListLimit+1)
-	q, args := listQuery(f)
+	like := "LIKE" // SQLite's ignores ASCII case
+	if s.dialect == DriverPostgres {
+		like = "ILIKE"
+	}
+	q, args := listQuery(f, like)
 	return s.selectJobs(ctx, "list jobs", q, args...)
 }
 
 var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
 
-// listQuery builds ListJobs' query. The jobs_status_id index serves the
-// status filter, the primary key the rest.
-func listQuery(f tts.JobFilter) (string, []any) {
+// listQuery builds ListJobs' query, with like the case-insensitive LIKE
+// operator. The jobs_status_id index serves the status filter, the primary
+// key the rest.
+func listQuery(f tts.JobFilter, like string) (string, []any) {
 	q := `SELECT ` + jobColumns + ` FROM jobs WHERE 1 = 1`
 	var args []any
 	if f.Status != "" {
@@ -290,9 +295,8 @@ func listQuery(f tts.JobFilter) (string, []any) {
 		args = append(args, f.Until.UnixMilli())
 	}
 	if f.Text != "" {
-		// LIKE with the pattern's own metacharacters escaped; SQLite's LIKE
-		// ignores ASCII case.
-		q += ` AND text LIKE ? ESCAPE '\'`
+		// The pattern's own metacharacters escaped.
+		q += ` AND text ` + like + ` ? ESCAPE '\'`
 		args = append(args, "%"+likeEscaper.Replace(f.Text)+"%")
 	}
 	if f.Before != "" {

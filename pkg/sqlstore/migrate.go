@@ -81,8 +81,12 @@ const createMigrationsTable = `CREATE TABLE IF NOT EXISTS schema_migrations (
 // appliedVersions returns the versions recorded in schema_migrations, or
 // none when the table does not exist yet.
 func (s *DB) appliedVersions(ctx context.Context) (map[int]bool, error) {
+	q := `SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'`
+	if s.dialect == DriverPostgres {
+		q = `SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = 'schema_migrations'`
+	}
 	var exists int
-	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'`).Scan(&exists)
+	err := s.db.QueryRowContext(ctx, q).Scan(&exists)
 	if err != nil {
 		return nil, dbError(err, "read schema version")
 	}
@@ -150,8 +154,8 @@ func (s *DB) Migrate(ctx context.Context) (applied []int, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := s.db.ExecContext(ctx, createMigrationsTable); err != nil {
-		return nil, dbError(err, "create schema_migrations")
+	if err := s.createMigrationsTable(ctx); err != nil {
+		return nil, err
 	}
 	done, err := s.appliedVersions(ctx)
 	if err != nil {
@@ -175,13 +179,47 @@ func (s *DB) Migrate(ctx context.Context) (applied []int, err error) {
 	return applied, nil
 }
 
+// migrationLock is the PostgreSQL advisory lock that serialises migrators
+// (an arbitrary constant of this schema).
+const migrationLock = 7061636173
+
+// createMigrationsTable creates schema_migrations if it is missing. On
+// PostgreSQL two concurrent CREATE TABLE IF NOT EXISTS can collide, so
+// migrators take the migration lock first.
+func (s *DB) createMigrationsTable(ctx context.Context) error {
+	if s.dialect != DriverPostgres {
+		if _, err := s.db.ExecContext(ctx, createMigrationsTable); err != nil {
+			return dbError(err, "create schema_migrations")
+		}
+		return nil
+	}
+	tx, err := s.db.BeginTxx(ctx, nil)
+	if err != nil {
+		return dbError(err, "begin migration")
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(?)`, migrationLock); err != nil {
+		return dbError(err, "lock for migration")
+	}
+	if _, err := tx.ExecContext(ctx, createMigrationsTable); err != nil {
+		return dbError(err, "create schema_migrations")
+	}
+	return dbError(tx.Commit(), "create schema_migrations")
+}
+
 // apply runs one migration unless another migrator got there first.
 func (s *DB) apply(ctx context.Context, m migration) (bool, error) {
-	tx, err := s.db.BeginTxx(ctx, nil) // BEGIN IMMEDIATE (see the DSN): holds the write lock
+	tx, err := s.db.BeginTxx(ctx, nil) // SQLite: BEGIN IMMEDIATE (see the DSN) holds the write lock
 	if err != nil {
 		return false, dbError(err, "begin migration")
 	}
 	defer tx.Rollback()
+	if s.dialect == DriverPostgres {
+		// Serialise migrators until this transaction ends.
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(?)`, migrationLock); err != nil {
+			return false, dbError(err, "lock for migration")
+		}
+	}
 	var n int
 	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE version = ?`, m.Version).Scan(&n); err != nil {
 		return false, dbError(err, "read schema version")

@@ -2,7 +2,6 @@ package sqlstore_test
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"slices"
@@ -100,13 +99,8 @@ func TestDatabaseNewerThanBinary(t *testing.T) {
 	if _, err := s.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	path, _ := sqlstore.ParseDSN(d)
-	raw, err := sql.Open("sqlite3", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
-	if _, err := raw.Exec(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, 'future.sql', 0)`, sqlstore.SchemaVersion+1); err != nil {
+	raw := rawDB(t, d)
+	if _, err := raw.Exec(raw.Rebind(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, 'future.sql', 0)`), sqlstore.SchemaVersion+1); err != nil {
 		t.Fatal(err)
 	}
 
@@ -127,12 +121,7 @@ func TestDatabaseNewerThanBinary(t *testing.T) {
 func TestMigrationRollsBack(t *testing.T) {
 	ctx := context.Background()
 	d := dsn(t)
-	path, _ := sqlstore.ParseDSN(d)
-	raw, err := sql.Open("sqlite3", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
+	raw := rawDB(t, d)
 	// An index name clash makes 0001 fail after its CREATE TABLE jobs has
 	// run inside the transaction.
 	if _, err := raw.Exec(`CREATE TABLE other (x INTEGER); CREATE INDEX jobs_status_id ON other (x)`); err != nil {
@@ -143,7 +132,11 @@ func TestMigrationRollsBack(t *testing.T) {
 		t.Fatal("Migrate succeeded despite the clashing index")
 	}
 	var n int
-	if err := raw.QueryRow(`SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'jobs'`).Scan(&n); err != nil || n != 0 {
+	q := `SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'jobs'`
+	if onPostgres() {
+		q = `SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = 'jobs'`
+	}
+	if err := raw.QueryRow(q).Scan(&n); err != nil || n != 0 {
 		t.Fatalf("jobs table left behind by a failed migration (count %d, %v)", n, err)
 	}
 	if v, err := s.Version(ctx); err != nil || v != 0 {

@@ -36,8 +36,14 @@ func TestParseDSN(t *testing.T) {
 		{dsn: "", wantErr: "empty"},
 		{dsn: "sqlite:", wantErr: "no file path"},
 		{dsn: "sqlite://", wantErr: "no file path"},
-		{dsn: "postgres://user:secret@db:5432/tts", wantErr: "PostgreSQL is not supported yet"},
-		{dsn: "postgresql://user:secret@db/tts", wantErr: "PostgreSQL is not supported yet"},
+		{dsn: "postgres://user:secret@db:5432/tts?sslmode=require", path: "postgres://db:5432/tts"},
+		{dsn: "postgresql://user:secret@db/tts", path: "postgres://db/tts"},
+		{dsn: "postgres://user:secret@/tts?host=/var/run/postgresql", path: "postgres:///tts"},
+		{dsn: "postgres://user:secret@db:5432", wantErr: "names no database"},
+		{dsn: "postgres://user:secret@db:5432/", wantErr: "names no database"},
+		{dsn: "postgres://user:secret@/tts", wantErr: "no host"},
+		{dsn: "postgres://user:se%zzcret@db/tts", wantErr: "does not parse"},
+		{dsn: "postgres:host=db user=u password=secret", wantErr: "use a URL"},
 		{dsn: "mysql://user:secret@db/tts", wantErr: `unsupported database scheme "mysql"`},
 		{dsn: "data/kokoro-tts.txt", wantErr: "unsupported database DSN"},
 		{dsn: "sqlite::memory:", wantErr: "in-memory"},
@@ -47,7 +53,8 @@ func TestParseDSN(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.dsn, func(t *testing.T) {
-			path, err := sqlstore.ParseDSN(tt.dsn)
+			src, err := sqlstore.ParseDSN(tt.dsn)
+			path := src.Name // the SQLite path, or PostgreSQL without credentials
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("ParseDSN(%q) = %q, %v; want error containing %q", tt.dsn, path, err, tt.wantErr)
@@ -59,6 +66,12 @@ func TestParseDSN(t *testing.T) {
 			}
 			if err != nil || path != tt.path {
 				t.Fatalf("ParseDSN(%q) = %q, %v; want %q", tt.dsn, path, err, tt.path)
+			}
+			if strings.Contains(path, "secret") {
+				t.Fatalf("the name for logs holds the password: %q", path)
+			}
+			if strings.HasPrefix(tt.path, "postgres") != (src.Driver == sqlstore.DriverPostgres) || (src.Driver == sqlstore.DriverPostgres && src.URL != strings.TrimSpace(tt.dsn)) {
+				t.Fatalf("ParseDSN(%q) = %+v", tt.dsn, src)
 			}
 		})
 	}
@@ -107,10 +120,16 @@ func TestOpenNoCreate(t *testing.T) {
 	open(t, "sqlite:"+path, sqlstore.Options{NoCreate: true})
 }
 
-func TestOpenRefusesPostgres(t *testing.T) {
-	_, err := sqlstore.Open(context.Background(), "postgres://u:p@localhost/db", sqlstore.Options{})
-	if err == nil || !strings.Contains(err.Error(), "PostgreSQL is not supported yet") {
-		t.Fatalf("Open(postgres) = %v", err)
+// TestOpenPostgresUnreachable: a PostgreSQL server that does not answer is
+// an error that names the server but never the password.
+func TestOpenPostgresUnreachable(t *testing.T) {
+	port := freePort(t)
+	_, err := sqlstore.Open(context.Background(), "postgres://kokoro:s3cr3t-pw@127.0.0.1:"+port+"/tts?connect_timeout=2", sqlstore.Options{})
+	if err == nil || !strings.Contains(err.Error(), "postgres://127.0.0.1:"+port+"/tts") {
+		t.Fatalf("Open(unreachable postgres) = %v", err)
+	}
+	if strings.Contains(err.Error(), "s3cr3t-pw") {
+		t.Fatalf("the error holds the password: %v", err)
 	}
 }
 
@@ -170,14 +189,15 @@ func TestClosedDB(t *testing.T) {
 // longer than the busy timeout makes writes fail with EUNAVAILABLE, and
 // they work again once it is released.
 func TestLockedBeyondBusyTimeout(t *testing.T) {
+	sqliteOnly(t, "SQLite's busy timeout and write lock")
 	d := dsn(t)
 	s := open(t, d, sqlstore.Options{BusyTimeout: 20 * time.Millisecond})
 	ctx := context.Background()
 	if _, err := s.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	path, _ := sqlstore.ParseDSN(d)
-	other, err := sql.Open("sqlite3", path)
+	src, _ := sqlstore.ParseDSN(d)
+	other, err := sql.Open("sqlite3", src.Path)
 	if err != nil {
 		t.Fatal(err)
 	}
