@@ -4,7 +4,6 @@ package e2e
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -12,11 +11,9 @@ import (
 	"maps"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -25,91 +22,35 @@ import (
 	"github.com/kokorotts/kokoro-tts/pkg/audio"
 )
 
+// binDir holds the binaries TestMain builds once for the package.
 var binDir string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "kokoro-tts-e2e-bin")
+	dir, err := testsvc.BuildCommands("api", "worker", "migrate")
 	if err != nil {
-		panic(err)
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
 	}
 	binDir = dir
-	for _, name := range []string{"api", "worker", "migrate"} {
-		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, name), "../../cmd/"+name)
-		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-		if err := cmd.Run(); err != nil {
-			fmt.Fprintln(os.Stderr, "building", name, ":", err)
-			os.Exit(1)
-		}
-	}
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
 
-// proc is a running binary whose output is kept for failure messages.
-type proc struct {
-	cmd  *exec.Cmd
-	mu   sync.Mutex
-	out  bytes.Buffer
-	done chan struct{}
-}
-
-func (p *proc) Write(b []byte) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.Write(b)
-}
-
-func (p *proc) Output() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.String()
-}
-
-func start(t *testing.T, name string, env map[string]string, args ...string) *proc {
+// start runs one of the binaries with env and debug logging; cleanup kills
+// it and its children.
+func start(t *testing.T, name string, env map[string]string, args ...string) *testsvc.Proc {
 	t.Helper()
-	p := &proc{done: make(chan struct{})}
-	p.cmd = exec.Command(filepath.Join(binDir, name), args...)
-	p.cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "LOG_LEVEL=debug"}
-	for k, v := range env {
-		p.cmd.Env = append(p.cmd.Env, k+"="+v)
-	}
-	p.cmd.Stdout, p.cmd.Stderr = p, p
-	// Own process group, so that cleanup also reaches children (the API's
-	// Kokoro worker) that hold the output pipe.
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = p.cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		if p.cmd.Process != nil {
-			_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-		}
-		<-p.done
-		if t.Failed() {
-			t.Logf("--- %s output ---\n%s", name, p.Output())
-		}
-	})
-	return p
-}
-
-func (p *proc) signal(s os.Signal) {
-	if p.cmd.Process != nil {
-		_ = p.cmd.Process.Signal(s)
-	}
+	all := map[string]string{"LOG_LEVEL": "debug"}
+	maps.Copy(all, env)
+	return testsvc.StartProc(t, filepath.Join(binDir, name), all, args...)
 }
 
 // run runs a binary to completion and returns its exit code and output.
 func run(t *testing.T, name string, env map[string]string, args ...string) (int, string) {
 	t.Helper()
 	p := start(t, name, env, args...)
-	select {
-	case <-p.done:
-	case <-time.After(60 * time.Second):
-		t.Fatalf("%s did not finish", name)
-	}
-	return p.cmd.ProcessState.ExitCode(), p.Output()
+	return p.Exited(t, 60*time.Second), p.Output()
 }
 
 type client struct {
@@ -117,14 +58,14 @@ type client struct {
 	http *http.Client
 }
 
-func waitHealthy(t *testing.T, p *proc, base string) *client {
+func waitHealthy(t *testing.T, p *testsvc.Proc, base string) *client {
 	t.Helper()
 	c := &client{base: base, http: &http.Client{Timeout: 10 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		select {
-		case <-p.done:
+		case <-p.Done:
 			t.Fatalf("api exited: %s", p.Output())
 		default:
 		}
@@ -167,18 +108,19 @@ func (b bearerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 func (c *client) postJSON(t *testing.T, path, body string) (int, map[string]any) {
 	t.Helper()
 	res, err := c.http.Post(c.base+path, "application/json", strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	var m map[string]any
-	_ = json.NewDecoder(res.Body).Decode(&m)
-	return res.StatusCode, m
+	return decodeJSON(t, res, err)
 }
 
 func (c *client) getJSON(t *testing.T, path string) (int, map[string]any) {
 	t.Helper()
 	res, err := c.http.Get(c.base + path)
+	return decodeJSON(t, res, err)
+}
+
+// decodeJSON returns a response's status and its body decoded as a JSON
+// object, or fails the test on err.
+func decodeJSON(t *testing.T, res *http.Response, err error) (int, map[string]any) {
+	t.Helper()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -300,8 +242,8 @@ func TestEmbeddedMode(t *testing.T) {
 	}
 
 	// A restart keeps finished jobs and runs jobs left queued.
-	api.signal(syscall.SIGTERM)
-	<-api.done
+	api.Signal(syscall.SIGTERM)
+	<-api.Done
 	api = start(t, "api", env)
 	c = waitHealthy(t, api, "http://127.0.0.1:"+port)
 	if _, m := c.getJSON(t, "/api/jobs/"+id); m["status"] != "succeeded" {
@@ -455,8 +397,8 @@ func TestServiceMode(t *testing.T) {
 	}
 
 	// With presigning on, the API redirects to MinIO.
-	api.signal(syscall.SIGTERM)
-	<-api.done
+	api.Signal(syscall.SIGTERM)
+	<-api.Done
 	env["S3_PRESIGN_TTL"] = "5m"
 	api = start(t, "api", env)
 	c = waitHealthy(t, api, base)
@@ -467,14 +409,9 @@ func TestServiceMode(t *testing.T) {
 	}
 
 	// The worker drains on SIGTERM and exits cleanly.
-	worker.signal(syscall.SIGTERM)
-	select {
-	case <-worker.done:
-		if code := worker.cmd.ProcessState.ExitCode(); code != 0 {
-			t.Fatalf("worker exit code %d", code)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("worker did not stop on SIGTERM")
+	worker.Signal(syscall.SIGTERM)
+	if code := worker.Exited(t, 30*time.Second); code != 0 {
+		t.Fatalf("worker exit code %d", code)
 	}
 	logs := bufio.NewScanner(strings.NewReader(api.Output()))
 	for logs.Scan() {

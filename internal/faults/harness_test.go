@@ -9,13 +9,11 @@ import (
 	"maps"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -29,19 +27,12 @@ import (
 var binDir string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "kokoro-tts-faults-bin")
+	dir, err := testsvc.BuildCommands("api", "worker", "migrate")
 	if err != nil {
-		panic(err)
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
 	}
 	binDir = dir
-	for _, name := range []string{"api", "worker", "migrate"} {
-		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, name), "../../cmd/"+name)
-		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-		if err := cmd.Run(); err != nil {
-			fmt.Fprintln(os.Stderr, "building", name, ":", err)
-			os.Exit(1)
-		}
-	}
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
@@ -56,78 +47,17 @@ func slow(t *testing.T) {
 	}
 }
 
-// proc is a running binary whose output is kept for failure messages.
-type proc struct {
-	name string
-	cmd  *exec.Cmd
-	mu   sync.Mutex
-	out  strings.Builder
-	done chan struct{}
-}
-
-func (p *proc) Write(b []byte) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.Write(b)
-}
-
-func (p *proc) Output() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.String()
-}
-
-// start runs a binary in its own process group; cleanup kills the group.
-func start(t *testing.T, name string, env map[string]string, args ...string) *proc {
+// start runs one of the binaries with env and debug logging, in its own
+// process group; cleanup kills the group.
+func start(t *testing.T, name string, env map[string]string, args ...string) *testsvc.Proc {
 	t.Helper()
-	p := &proc{name: name, done: make(chan struct{})}
-	p.cmd = exec.Command(filepath.Join(binDir, name), args...)
-	p.cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "LOG_LEVEL=debug"}
-	for k, v := range env {
-		p.cmd.Env = append(p.cmd.Env, k+"="+v)
-	}
-	p.cmd.Stdout, p.cmd.Stderr = p, p
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = p.cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		p.kill()
-		<-p.done
-		if t.Failed() {
-			t.Logf("--- %s (pid %d) output ---\n%s", name, p.cmd.Process.Pid, p.Output())
-		}
-	})
-	return p
+	all := map[string]string{"LOG_LEVEL": "debug"}
+	maps.Copy(all, env)
+	return testsvc.StartProc(t, filepath.Join(binDir, name), all, args...)
 }
 
-// kill sends SIGKILL to the process group: the binary and its espeak-ng and
-// ffmpeg children die at once, as in a crash or an OOM kill.
-func (p *proc) kill() {
-	if p.cmd.Process != nil {
-		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-	}
-}
-
-// signal sends s to the binary only (as an orchestrator does).
-func (p *proc) signal(s syscall.Signal) { _ = p.cmd.Process.Signal(s) }
-
-// exited waits up to within for the process to end and returns its exit
-// code, or fails the test.
-func (p *proc) exited(t *testing.T, within time.Duration) int {
-	t.Helper()
-	select {
-	case <-p.done:
-		return p.cmd.ProcessState.ExitCode()
-	case <-time.After(within):
-		t.Fatalf("%s did not exit within %s", p.name, within)
-		return -1
-	}
-}
-
-// waitLog waits until the output contains s.
-func (p *proc) waitLog(t *testing.T, s string, within time.Duration) {
+// waitLog waits until p's output contains s.
+func waitLog(t *testing.T, p *testsvc.Proc, s string, within time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for time.Now().Before(deadline) {
@@ -135,20 +65,19 @@ func (p *proc) waitLog(t *testing.T, s string, within time.Duration) {
 			return
 		}
 		select {
-		case <-p.done:
-			t.Fatalf("%s exited while waiting for %q", p.name, s)
+		case <-p.Done:
+			t.Fatalf("%s exited while waiting for %q", p.Name, s)
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-	t.Fatalf("%s: no %q within %s", p.name, s, within)
+	t.Fatalf("%s: no %q within %s", p.Name, s, within)
 }
 
 // run runs a binary to completion.
 func run(t *testing.T, name string, env map[string]string, args ...string) (int, string) {
 	t.Helper()
 	p := start(t, name, env, args...)
-	code := p.exited(t, 60*time.Second)
-	return code, p.Output()
+	return p.Exited(t, 60*time.Second), p.Output()
 }
 
 // stack is one service-mode deployment: migrate run, the API up, workers
@@ -160,7 +89,7 @@ type stack struct {
 	base  string
 	http  *http.Client
 	redis *testsvc.RedisServer
-	api   *proc
+	api   *testsvc.Proc
 
 	// S3 only: the real server, the proxy the binaries go through and the
 	// bucket.
@@ -226,7 +155,7 @@ func (s *stack) startAPI() {
 			return
 		}
 		select {
-		case <-s.api.done:
+		case <-s.api.Done:
 			t.Fatalf("api exited: %s", s.api.Output())
 		case <-time.After(50 * time.Millisecond):
 		}
@@ -236,12 +165,12 @@ func (s *stack) startAPI() {
 
 // startWorker starts a worker with the stack's settings and extra, and
 // waits until it takes tasks.
-func (s *stack) startWorker(extra map[string]string) *proc {
+func (s *stack) startWorker(extra map[string]string) *testsvc.Proc {
 	s.t.Helper()
 	env := maps.Clone(s.env)
 	maps.Copy(env, extra)
 	w := start(s.t, "worker", env)
-	w.waitLog(s.t, `"msg":"worker started"`, 60*time.Second)
+	waitLog(s.t, w, `"msg":"worker started"`, 60*time.Second)
 	return w
 }
 

@@ -48,7 +48,7 @@ func TestPoisonJob(t *testing.T) {
 		}
 	}
 	select {
-	case <-w.done:
+	case <-w.Done:
 		t.Fatalf("the worker exited:\n%s", w.Output())
 	default:
 	}

@@ -107,8 +107,8 @@ func TestSIGTERMFinishesJob(t *testing.T) {
 	w := s.startWorker(map[string]string{"WORKER_SHUTDOWN_TIMEOUT": "60s"})
 	id := s.mustSubmit(map[string]any{"text": longText("sigterm-long", longChars), "speed": 0.5})
 	s.waitStatus(id, 30*time.Second, "running")
-	w.signal(syscall.SIGTERM)
-	if code := w.exited(t, 60*time.Second); code != 0 {
+	w.Signal(syscall.SIGTERM)
+	if code := w.Exited(t, 60*time.Second); code != 0 {
 		t.Fatalf("worker exit code %d", code)
 	}
 	if j := s.job(id); j["status"] != "succeeded" || j["attempts"].(float64) != 1 {
@@ -126,9 +126,9 @@ func TestSIGTERMRequeuesJob(t *testing.T) {
 	id := s.mustSubmit(map[string]any{"text": longText("sigterm-short", longChars), "speed": 0.5})
 	s.waitStatus(id, 30*time.Second, "running")
 	time.Sleep(500 * time.Millisecond)
-	w.signal(syscall.SIGTERM)
+	w.Signal(syscall.SIGTERM)
 	stopped := time.Now()
-	if code := w.exited(t, 30*time.Second); code != 0 {
+	if code := w.Exited(t, 30*time.Second); code != 0 {
 		t.Fatalf("worker exit code %d", code)
 	}
 	t.Logf("worker exited %s after SIGTERM", time.Since(stopped).Round(10*time.Millisecond))
@@ -163,9 +163,9 @@ func TestWorkerKilledMidSynthesis(t *testing.T) {
 	id := s.mustSubmit(map[string]any{"text": longText("sigkill", longChars), "format": "wav", "speed": 0.5})
 	s.waitStatus(id, 30*time.Second, "running")
 	time.Sleep(500 * time.Millisecond)
-	w.kill()
+	w.Kill()
 	killed := time.Now()
-	w.exited(t, 10*time.Second)
+	w.Exited(t, 10*time.Second)
 	w2 := s.startWorker(nil)
 	final := checkInvariants(t, s, 150*time.Second)
 	t.Logf("killed job finished %s after the kill", time.Since(killed).Round(100*time.Millisecond))
@@ -184,7 +184,7 @@ func TestStorageDownDuringUpload(t *testing.T) {
 	s.waitStatus(id, 30*time.Second, "running")
 	s.proxy.Down()
 	cut := time.Now()
-	w.waitLog(t, "attempt failed; will retry", 60*time.Second)
+	waitLog(t, w, "attempt failed; will retry", 60*time.Second)
 	t.Logf("first attempt failed %s after the cut", time.Since(cut).Round(10*time.Millisecond))
 	if err := s.proxy.Up(); err != nil {
 		t.Fatal(err)

@@ -244,7 +244,7 @@ func TestDatabaseLocked(t *testing.T) {
 	}
 
 	// The running attempt finishes its audio and cannot record it yet.
-	w.waitLog(t, `"msg":"recording success failed; retrying while the audio waits"`, 90*time.Second)
+	waitLog(t, w, `"msg":"recording success failed; retrying while the audio waits"`, 90*time.Second)
 	if j := s.job(running); terminal(j["status"]) {
 		t.Fatalf("the job ended while the database was locked: %v", j)
 	}
@@ -279,7 +279,7 @@ func TestDatabaseLockedPastRetries(t *testing.T) {
 	s.waitStatus(id, 30*time.Second, "running")
 	release := lockDatabase(t, dbPath)
 	locked := time.Now()
-	w.waitLog(t, `"msg":"attempt failed; will retry"`, 90*time.Second)
+	waitLog(t, w, `"msg":"attempt failed; will retry"`, 90*time.Second)
 	// The outage goes on past the old budget: deliveries keep failing to start.
 	time.Sleep(time.Until(locked.Add(60 * time.Second)))
 	release()
@@ -307,10 +307,10 @@ func TestWorkerKilledAfterUpload(t *testing.T) {
 	id := s.mustSubmit(map[string]any{"text": longText("killed-after-upload", 1500), "format": "wav"})
 	s.waitStatus(id, 30*time.Second, "running")
 	release := lockDatabase(t, dbPath)
-	w.waitLog(t, `"msg":"recording success failed; retrying while the audio waits"`, 90*time.Second)
-	w.kill()
+	waitLog(t, w, `"msg":"recording success failed; retrying while the audio waits"`, 90*time.Second)
+	w.Kill()
 	killed := time.Now()
-	w.exited(t, 10*time.Second)
+	w.Exited(t, 10*time.Second)
 	release()
 	w2 := s.startWorker(nil)
 	final := checkInvariants(t, s, 150*time.Second)

@@ -109,7 +109,7 @@ func startMinIO(t testing.TB, bin, dataDir string, srv *MinIOServer) (ok bool, e
 		"MINIO_BROWSER=off",
 		"MINIO_UPDATE=off",
 	)
-	var out lockedBuffer
+	var out LockedBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		t.Fatal(err)
@@ -201,20 +201,21 @@ func freePorts(n int) ([]int, error) {
 	return ports, nil
 }
 
-// lockedBuffer collects the server's output, written from exec's copying
-// goroutine and read by the test.
-type lockedBuffer struct {
+// LockedBuffer is a bytes.Buffer that may be written and read at the same
+// time: a process's output, written from exec's copying goroutine, or a
+// logger's, written from many goroutines, and read by the test.
+type LockedBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (b *lockedBuffer) Write(p []byte) (int, error) {
+func (b *LockedBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
-func (b *lockedBuffer) String() string {
+func (b *LockedBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()

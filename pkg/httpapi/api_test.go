@@ -10,7 +10,6 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -53,25 +52,7 @@ type stack struct {
 	redis     *testsvc.RedisServer
 	worker    *worker.Server
 	newWorker func() *worker.Server
-	logs      *syncBuffer // everything the API and the worker logged
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	logs      *testsvc.LockedBuffer // everything the API and the worker logged
 }
 
 // stackOptions vary the test stack: the engine (default the tone engine),
@@ -83,6 +64,8 @@ type stackOptions struct {
 	// auth, when set, closes the API with these limits and creates the
 	// admin testAdminEmail / testAdminPassword.
 	auth *auth.Limits
+	// wrap, when set, wraps the API handler (to bound the request context).
+	wrap func(http.Handler) http.Handler
 }
 
 const (
@@ -106,7 +89,7 @@ func newStackWith(t *testing.T, o stackOptions) *stack {
 		o.engine = tone.New(tone.Config{})
 	}
 	ctx := context.Background()
-	logs := &syncBuffer{}
+	logs := &testsvc.LockedBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	db, err := sqlstore.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "db.sqlite"), sqlstore.Options{})
 	if err != nil {
@@ -147,7 +130,11 @@ func newStackWith(t *testing.T, o stackOptions) *stack {
 		cfg.MetricsHandler = promhttp.HandlerFor(prometheus.NewRegistry(), promhttp.HandlerOpts{})
 	}
 	api := httpapi.New(cfg)
-	s := &stack{api: api, accounts: accounts, srv: httptest.NewServer(api), db: db, redis: r, logs: logs}
+	var h http.Handler = api
+	if o.wrap != nil {
+		h = o.wrap(h)
+	}
+	s := &stack{api: api, accounts: accounts, srv: httptest.NewServer(h), db: db, redis: r, logs: logs}
 	t.Cleanup(s.srv.Close)
 	if o.concurrency > 0 {
 		testsvc.Require(t, "ffmpeg", "ffmpeg")
@@ -308,6 +295,13 @@ func TestBadInput(t *testing.T) {
 		})
 	}
 	// Nothing of the above was recorded.
+	s.requireNoJobs(t)
+}
+
+// requireNoJobs fails the test unless the database holds no job (bad input
+// records nothing).
+func (s *stack) requireNoJobs(t *testing.T) {
+	t.Helper()
 	counts, err := s.db.CountByStatus(context.Background())
 	if err != nil {
 		t.Fatal(err)

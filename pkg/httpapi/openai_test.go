@@ -5,9 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,75 +15,13 @@ import (
 
 	"github.com/hibiken/asynq"
 
-	"github.com/kokorotts/kokoro-tts/internal/testsvc"
 	"github.com/kokorotts/kokoro-tts/pkg/audio"
-	"github.com/kokorotts/kokoro-tts/pkg/httpapi"
-	"github.com/kokorotts/kokoro-tts/pkg/jobs"
-	"github.com/kokorotts/kokoro-tts/pkg/sqlstore"
 	"github.com/kokorotts/kokoro-tts/pkg/tone"
 	"github.com/kokorotts/kokoro-tts/pkg/tts"
-	"github.com/kokorotts/kokoro-tts/pkg/worker"
-	"github.com/kokorotts/kokoro-tts/queue"
-	"github.com/kokorotts/kokoro-tts/storage/disk"
 )
 
-// oaStack is the API on real SQLite, Redis and disk storage, with a worker
-// running engine (none when engine is nil), as newStack builds it; wrap, when
-// set, wraps the API handler (to bound the request context).
-type oaStack struct {
-	srv  *httptest.Server
-	db   *sqlstore.DB
-	insp *asynq.Inspector
-}
-
-func newOAStack(t *testing.T, engine tts.Synthesizer, wrap func(http.Handler) http.Handler) *oaStack {
-	t.Helper()
-	ctx := context.Background()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	db, err := sqlstore.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "db.sqlite"), sqlstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if _, err := db.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	objects, err := disk.New(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := testsvc.Redis(t)
-	opt, _ := asynq.ParseRedisURI(r.URL)
-	q := queue.NewClient(opt)
-	t.Cleanup(func() { q.Close() })
-	insp := asynq.NewInspector(opt)
-	t.Cleanup(func() { insp.Close() })
-	svc := jobs.New(jobs.Config{Store: db, Queue: q, Objects: objects, MaxTextChars: 1000, Logger: log})
-	var h http.Handler = httpapi.New(httpapi.Config{Jobs: svc, Logger: log, MaxBodyBytes: 16 << 10, Mode: "test"})
-	if wrap != nil {
-		h = wrap(h)
-	}
-	s := &oaStack{srv: httptest.NewServer(h), db: db, insp: insp}
-	t.Cleanup(s.srv.Close)
-	if engine != nil {
-		testsvc.Require(t, "ffmpeg", "ffmpeg")
-		enc, err := audio.NewEncoder(audio.Config{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		wh := &worker.Handler{Store: db, Engine: engine, Encoder: enc, Objects: objects, Logger: log, CancelPoll: 50 * time.Millisecond}
-		w := worker.NewServer(worker.Config{Redis: opt, Concurrency: 2, ShutdownTimeout: 5 * time.Second,
-			TaskCheckInterval: 20 * time.Millisecond, Logger: log}, wh, q, nil)
-		if err := w.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(w.Shutdown)
-	}
-	return s
-}
-
 // post sends a JSON body and returns the response with its body read.
-func (s *oaStack) post(t *testing.T, ctx context.Context, path, body string) (*http.Response, []byte, error) {
+func (s *stack) post(t *testing.T, ctx context.Context, path, body string) (*http.Response, []byte, error) {
 	t.Helper()
 	req, err := http.NewRequestWithContext(ctx, "POST", s.srv.URL+path, strings.NewReader(body))
 	if err != nil {
@@ -101,18 +37,8 @@ func (s *oaStack) post(t *testing.T, ctx context.Context, path, body string) (*h
 	return res, b, err
 }
 
-func (s *oaStack) get(t *testing.T, path string) (int, []byte) {
-	t.Helper()
-	res, err := http.Get(s.srv.URL + path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	return res.StatusCode, b
-}
-
-func (s *oaStack) job(t *testing.T, id string) *tts.Job {
+// job reads job id from the database.
+func (s *stack) job(t *testing.T, id string) *tts.Job {
 	t.Helper()
 	j, err := s.db.FindJob(context.Background(), id)
 	if err != nil {
@@ -123,7 +49,7 @@ func (s *oaStack) job(t *testing.T, id string) *tts.Job {
 
 // waitStatus reads job id until it has the status want (or any terminal
 // status, which then must be want).
-func (s *oaStack) waitStatus(t *testing.T, id string, want tts.JobStatus) *tts.Job {
+func (s *stack) waitStatus(t *testing.T, id string, want tts.JobStatus) *tts.Job {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
@@ -142,8 +68,14 @@ func (s *oaStack) waitStatus(t *testing.T, id string, want tts.JobStatus) *tts.J
 
 // onlyJob waits for the one job of the stack to have status want and its
 // task to be in Redis (so that Submit has returned), and returns its id.
-func (s *oaStack) onlyJob(t *testing.T, want tts.JobStatus) string {
+func (s *stack) onlyJob(t *testing.T, want tts.JobStatus) string {
 	t.Helper()
+	opt, err := asynq.ParseRedisURI(s.redis.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	insp := asynq.NewInspector(opt)
+	defer insp.Close()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		list, err := s.db.ListJobs(context.Background(), tts.JobFilter{Limit: 10})
@@ -154,7 +86,7 @@ func (s *oaStack) onlyJob(t *testing.T, want tts.JobStatus) string {
 			t.Fatalf("%d jobs, want one", len(list))
 		}
 		if len(list) == 1 && list[0].Status == want {
-			if _, err := s.insp.GetTaskInfo(tts.QueueInteractive, list[0].ID); err == nil {
+			if _, err := insp.GetTaskInfo(tts.QueueInteractive, list[0].ID); err == nil {
 				return list[0].ID
 			}
 		}
@@ -184,7 +116,7 @@ func decodeError(t *testing.T, status int, body []byte) apiError {
 // that format (checked with ffprobe), under any model name, with unknown
 // fields ignored and the job recorded on the interactive queue.
 func TestOpenAISpeechFormats(t *testing.T) {
-	s := newOAStack(t, tone.New(tone.Config{}), nil)
+	s := newStack(t, true)
 	cases := []struct{ format, model string }{
 		{"", "kokoro"}, // mp3 by default
 		{"mp3", "tts-1"},
@@ -248,7 +180,7 @@ func TestOpenAISpeechFormats(t *testing.T) {
 // TestOpenAIVoiceMapping: OpenAI's voice names reach the engine as the
 // documented Kokoro voices; Kokoro ids and blends pass through.
 func TestOpenAIVoiceMapping(t *testing.T) {
-	s := newOAStack(t, tone.New(tone.Config{}), nil)
+	s := newStack(t, true)
 	cases := map[string]string{
 		"alloy": "af_alloy", "ash": "am_michael", "ballad": "bm_george", "coral": "bf_emma", "echo": "am_echo",
 		"fable": "bm_fable", "onyx": "am_onyx", "nova": "af_nova", "sage": "af_sarah", "shimmer": "af_sky",
@@ -279,7 +211,7 @@ func TestOpenAIVoiceMapping(t *testing.T) {
 // OpenAI field names, and record nothing; the read-only endpoints answer in
 // the shapes clients expect.
 func TestOpenAIBadInput(t *testing.T) {
-	s := newOAStack(t, nil, nil)
+	s := newStack(t, false)
 	cases := []struct {
 		name, ct, body string
 		status         int
@@ -306,39 +238,24 @@ func TestOpenAIBadInput(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			req, _ := http.NewRequest("POST", s.srv.URL+"/v1/audio/speech", strings.NewReader(c.body))
-			req.Header.Set("Content-Type", c.ct)
-			res, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
+			r := s.do(t, "POST", "/v1/audio/speech", c.ct, c.body)
+			if r.status != c.status {
+				t.Fatalf("status %d, want %d: %s", r.status, c.status, r.body)
 			}
-			defer res.Body.Close()
-			body, _ := io.ReadAll(res.Body)
-			if res.StatusCode != c.status {
-				t.Fatalf("status %d, want %d: %s", res.StatusCode, c.status, body)
-			}
-			e := decodeError(t, res.StatusCode, body)
+			e := decodeError(t, r.status, r.body)
 			if e.Error.Code != c.code || !strings.Contains(e.Error.Message, c.msg) {
 				t.Fatalf("error %+v, want code %s and message with %q", e.Error, c.code, c.msg)
 			}
 		})
 	}
-	counts, err := s.db.CountByStatus(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for st, n := range counts {
-		if n != 0 {
-			t.Fatalf("%d jobs recorded as %s from bad input", n, st)
-		}
-	}
+	s.requireNoJobs(t)
 
-	status, body := s.get(t, "/v1/audio/voices")
+	r := s.do(t, "GET", "/v1/audio/voices", "", "")
 	var voices struct{ Voices []string }
-	if err := json.Unmarshal(body, &voices); status != 200 || err != nil || len(voices.Voices) != 54 || !contains(voices.Voices, "af_heart") {
-		t.Fatalf("voices: %d %s", status, body)
+	if err := json.Unmarshal(r.body, &voices); r.status != 200 || err != nil || len(voices.Voices) != 54 || !contains(voices.Voices, "af_heart") {
+		t.Fatalf("voices: %d %s", r.status, r.body)
 	}
-	status, body = s.get(t, "/v1/models")
+	r = s.do(t, "GET", "/v1/models", "", "")
 	var models struct {
 		Object string
 		Data   []struct {
@@ -347,8 +264,8 @@ func TestOpenAIBadInput(t *testing.T) {
 			Created    int64
 		}
 	}
-	if err := json.Unmarshal(body, &models); status != 200 || err != nil || models.Object != "list" || len(models.Data) < 3 {
-		t.Fatalf("models: %d %s", status, body)
+	if err := json.Unmarshal(r.body, &models); r.status != 200 || err != nil || models.Object != "list" || len(models.Data) < 3 {
+		t.Fatalf("models: %d %s", r.status, r.body)
 	}
 	var ids []string
 	for _, m := range models.Data {
@@ -362,11 +279,11 @@ func TestOpenAIBadInput(t *testing.T) {
 			t.Fatalf("models %v lack %s", ids, want)
 		}
 	}
-	if status, body = s.get(t, "/v1/models/tts-1"); status != 200 || !strings.Contains(string(body), `"id":"tts-1"`) {
-		t.Fatalf("model tts-1: %d %s", status, body)
+	if r = s.do(t, "GET", "/v1/models/tts-1", "", ""); r.status != 200 || !strings.Contains(string(r.body), `"id":"tts-1"`) {
+		t.Fatalf("model tts-1: %d %s", r.status, r.body)
 	}
-	if status, body = s.get(t, "/v1/models/whisper-1"); status != 404 || decodeError(t, status, body).Error.Code != "not_found" {
-		t.Fatalf("unknown model: %d %s", status, body)
+	if r = s.do(t, "GET", "/v1/models/whisper-1", "", ""); r.status != 404 || decodeError(t, r.status, r.body).Error.Code != "not_found" {
+		t.Fatalf("unknown model: %d %s", r.status, r.body)
 	}
 }
 
@@ -390,7 +307,7 @@ func (failingEngine) Synthesize(context.Context, tts.SynthesisRequest) (tts.PCM,
 // TestOpenAISpeechFailedJob: a job that fails answers 502 with the job's own
 // readable reason, and tells the SDKs not to retry.
 func TestOpenAISpeechFailedJob(t *testing.T) {
-	s := newOAStack(t, failingEngine{tone.New(tone.Config{})}, nil)
+	s := newStackWith(t, stackOptions{engine: failingEngine{tone.New(tone.Config{})}, concurrency: 2, maxBodyBytes: 16 << 10})
 	res, body, err := s.post(t, context.Background(), "/v1/audio/speech", `{"model":"kokoro","input":"Hello","voice":"af_heart"}`)
 	if err != nil {
 		t.Fatal(err)
@@ -411,17 +328,17 @@ func TestOpenAISpeechFailedJob(t *testing.T) {
 func TestOpenAISpeechClientDisconnect(t *testing.T) {
 	cases := []struct {
 		name   string
-		engine tts.Synthesizer
+		stack  stackOptions
 		before tts.JobStatus // the job's status when the client leaves
 	}{
-		{"queued", nil, tts.StatusQueued},
+		{"queued", stackOptions{maxBodyBytes: 16 << 10}, tts.StatusQueued},
 		// The tone engine stands in for a long synthesis: it would sleep for
 		// an hour unless canceled.
-		{"running", tone.New(tone.Config{Delay: time.Hour}), tts.StatusRunning},
+		{"running", stackOptions{engine: tone.New(tone.Config{Delay: time.Hour}), concurrency: 2, maxBodyBytes: 16 << 10}, tts.StatusRunning},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			s := newOAStack(t, c.engine, nil)
+			s := newStackWith(t, c.stack)
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			errc := make(chan error, 1)
@@ -446,13 +363,13 @@ func TestOpenAISpeechClientDisconnect(t *testing.T) {
 // (here the request's own deadline), the answer is 504 and the job is
 // canceled.
 func TestOpenAISpeechTimeout(t *testing.T) {
-	s := newOAStack(t, nil, func(h http.Handler) http.Handler {
+	s := newStackWith(t, stackOptions{maxBodyBytes: 16 << 10, wrap: func(h http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			ctx, cancel := context.WithTimeout(r.Context(), 200*time.Millisecond)
 			defer cancel()
 			h.ServeHTTP(w, r.WithContext(ctx))
 		})
-	})
+	}})
 	res, body, err := s.post(t, context.Background(), "/v1/audio/speech", `{"model":"tts-1","input":"Hello"}`)
 	if err != nil {
 		t.Fatal(err)
@@ -485,7 +402,7 @@ func TestOpenAISDK(t *testing.T) {
 			t.Fatalf("npm ci in %s: %v\n%s", dir, err, out)
 		}
 	}
-	s := newOAStack(t, tone.New(tone.Config{}), nil)
+	s := newStack(t, true)
 	run := func(args ...string) (map[string]any, int) {
 		t.Helper()
 		cmd := exec.CommandContext(ctx, node, append([]string{"speech.mjs", s.srv.URL + "/v1"}, args...)...)
