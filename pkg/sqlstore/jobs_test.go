@@ -743,6 +743,25 @@ func BenchmarkCreateJob(b *testing.B) {
 	}
 }
 
+// BenchmarkCreateJobParallel is CreateJob from GOMAXPROCS×4 goroutines at
+// once (API replicas and workers writing together): SQLite serialises the
+// writers, PostgreSQL does not.
+func BenchmarkCreateJobParallel(b *testing.B) {
+	s, _ := newStore(b)
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.SetParallelism(4)
+	b.RunParallel(func(pb *testing.PB) {
+		j := newJob("The quick brown fox jumps over the lazy dog.")
+		for pb.Next() {
+			if _, _, err := s.CreateJob(ctx, j); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
 // BenchmarkStartCompleteJob measures a worker's two writes for one job
 // (StartAttempt then CompleteJob); ns/op covers both.
 func BenchmarkStartCompleteJob(b *testing.B) {
