@@ -102,8 +102,9 @@ type stack struct {
 }
 
 type stackOptions struct {
-	s3  bool              // audio in MinIO (through a Proxy) instead of on disk
-	env map[string]string // extra settings for every binary
+	s3        bool              // audio in MinIO (through a Proxy) instead of on disk
+	env       map[string]string // extra settings for every binary
+	redisArgs []string          // extra redis-server arguments (persistence, limits)
 }
 
 // newStack starts Redis (and MinIO), migrates a SQLite database and starts
@@ -112,7 +113,7 @@ func newStack(t *testing.T, o stackOptions) *stack {
 	t.Helper()
 	testsvc.Require(t, "ffmpeg", "ffmpeg")
 	testsvc.Require(t, "espeak-ng", "espeak-ng")
-	s := &stack{t: t, redis: testsvc.Redis(t), data: t.TempDir(),
+	s := &stack{t: t, redis: testsvc.Redis(t, o.redisArgs...), data: t.TempDir(),
 		http: &http.Client{Timeout: 15 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 	port := strconv.Itoa(testsvc.FreePort(t))
 	s.base = "http://127.0.0.1:" + port
