@@ -44,8 +44,8 @@ go test -race -count=1 -timeout 20m ./...
 echo "== the job store's tests again, on PostgreSQL"
 SQLSTORE_TEST_POSTGRES="$KOKORO_TEST_POSTGRES" go test -race -count=1 ./pkg/sqlstore
 
-echo "== the slow fault scenarios (worker SIGKILLed mid-synthesis and after its upload: asynq recovers its lease in 60-120 s; database locked past every retry; Redis down past the task lease)"
-FAULTS_SLOW=1 go test -count=1 -timeout 15m -run 'TestWorkerKilledMidSynthesis|TestWorkerKilledAfterUpload|TestDatabaseLockedPastRetries|TestRedisDownPastLease' ./internal/faults
+echo "== the slow fault scenarios (worker SIGKILLed mid-synthesis, mid-upload and after its upload: asynq recovers its lease in 60-120 s; database locked past every retry; Redis down past the task lease)"
+FAULTS_SLOW=1 go test -count=1 -timeout 15m -run 'TestWorkerKilledMidSynthesis|TestWorkerKilledMidUpload|TestWorkerKilledAfterUpload|TestDatabaseLockedPastRetries|TestRedisDownPastLease' ./internal/faults
 
 echo "== fuzz (${FUZZTIME:=10s} each)"
 for target in $(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do

@@ -18,6 +18,12 @@ type Proxy struct {
 	ln    net.Listener
 	conns map[net.Conn]struct{}
 	wg    sync.WaitGroup
+
+	// The stall gate on the client-to-target direction (StallAfter).
+	gate     sync.Cond // on mu
+	stalling bool
+	budget   int64 // bytes still forwarded while stalling
+	blocked  int   // relays waiting at the gate
 }
 
 // NewProxy listens on a free loopback port and relays to target.
@@ -27,6 +33,7 @@ func NewProxy(target string) (*Proxy, error) {
 		return nil, err
 	}
 	p := &Proxy{target: target, addr: ln.Addr().String(), conns: map[net.Conn]struct{}{}}
+	p.gate.L = &p.mu
 	p.serve(ln)
 	return p, nil
 }
@@ -34,9 +41,52 @@ func NewProxy(target string) (*Proxy, error) {
 // Addr returns the address clients should dial (host:port).
 func (p *Proxy) Addr() string { return p.addr }
 
-// Down stops accepting and drops every open connection.
+// StallAfter lets n more bytes through from clients to the target, in all,
+// and then holds the rest: a client's upload hangs part-way, with the target
+// holding what it got so far, until Resume (or Down).
+func (p *Proxy) StallAfter(n int64) {
+	p.mu.Lock()
+	p.stalling, p.budget = true, n
+	p.mu.Unlock()
+}
+
+// Blocked reports whether a client's data is being held at the stall.
+func (p *Proxy) Blocked() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.blocked > 0
+}
+
+// Resume forwards everything again, starting with what was held.
+func (p *Proxy) Resume() {
+	p.mu.Lock()
+	p.stalling = false
+	p.gate.Broadcast()
+	p.mu.Unlock()
+}
+
+// take waits until some of n bytes may be forwarded and returns how many.
+func (p *Proxy) take(n int) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for p.stalling && p.budget <= 0 {
+		p.blocked++
+		p.gate.Wait()
+		p.blocked--
+	}
+	if !p.stalling {
+		return n
+	}
+	k := int(min(int64(n), p.budget))
+	p.budget -= int64(k)
+	return k
+}
+
+// Down stops accepting and drops every open connection (and ends a stall).
 func (p *Proxy) Down() {
 	p.mu.Lock()
+	p.stalling = false
+	p.gate.Broadcast()
 	if p.ln != nil {
 		p.ln.Close()
 		p.ln = nil
@@ -116,6 +166,24 @@ func (p *Proxy) relay(c net.Conn) {
 		_, _ = io.Copy(dst, src) // a reset or a closed conn is how a cut looks
 		closeBoth()
 	}
-	go pipe(up, c)
+	go func() { // client to target, through the stall gate
+		defer p.wg.Done()
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := c.Read(buf)
+			for off := 0; off < n; {
+				k := p.take(n - off)
+				if _, werr := up.Write(buf[off : off+k]); werr != nil {
+					closeBoth()
+					return
+				}
+				off += k
+			}
+			if err != nil {
+				closeBoth()
+				return
+			}
+		}
+	}()
 	go pipe(c, up)
 }

@@ -219,3 +219,43 @@ func TestStorageDownForGood(t *testing.T) {
 		t.Fatalf("objects after a failed upload: %v", objs)
 	}
 }
+
+// TestWorkerKilledMidUpload SIGKILLs a worker while its upload to MinIO is
+// part-way: the proxy in front of MinIO lets the first 256 KiB of the
+// upload through and holds the rest, the worker's process group is killed,
+// and the held bytes are then let go (the connection ends short). A second
+// worker finishes the job once asynq recovers the task's lease: one object,
+// no partial object and no incomplete multipart upload left in the bucket
+// (the dead writer's parts are removed by the next Put of the key).
+func TestWorkerKilledMidUpload(t *testing.T) {
+	slow(t)
+	s := newStack(t, stackOptions{s3: true})
+	w := s.startWorker(nil)
+	id := s.mustSubmit(map[string]any{"text": longText("mid-upload", longChars), "format": "wav", "speed": 0.5})
+	s.waitStatus(id, 30*time.Second, "running")
+	s.proxy.StallAfter(256 << 10)
+	deadline := time.Now().Add(60 * time.Second)
+	for !s.proxy.Blocked() {
+		if time.Now().After(deadline) {
+			t.Fatalf("the upload never reached the stall:\n%s", w.Output())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond)
+	w.Kill()
+	killed := time.Now()
+	w.Exited(t, 10*time.Second)
+	s.proxy.Resume()
+	// The audio (about 37 MB of WAV) goes up as a multipart upload: the
+	// killed writer leaves its first parts, and never a whole object.
+	after := s.objects()
+	if len(after) != 1 || !strings.HasPrefix(after[0], "incomplete:jobs/"+id+"/") {
+		t.Fatalf("after the kill the bucket holds %v, want only the unfinished upload of the job's audio", after)
+	}
+	s.startWorker(nil)
+	final := checkInvariants(t, s, 150*time.Second)
+	t.Logf("job finished %s after the kill", time.Since(killed).Round(100*time.Millisecond))
+	if j := final[id]; j["status"] != "succeeded" || j["attempts"].(float64) != 2 {
+		t.Fatalf("job after the kill: %v", j)
+	}
+}

@@ -184,6 +184,7 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64, co
 	if err != nil {
 		return storage.ObjectInfo{}, s.fail(ctx, "put", key, err)
 	}
+	s.removeIncompleteUploads(ctx, key)
 	mod := up.LastModified
 	if mod.IsZero() { // a single PUT's response carries no Last-Modified
 		mod = time.Now()
@@ -226,7 +227,8 @@ func (s *Store) Stat(ctx context.Context, key string) (storage.ObjectInfo, error
 	return objectInfo(key, oi), nil
 }
 
-// Delete removes key; a missing key is not an error.
+// Delete removes key, and any multipart upload of it left unfinished; a
+// missing key is not an error.
 func (s *Store) Delete(ctx context.Context, key string) error {
 	if err := storage.ValidateKey(key); err != nil {
 		return fmt.Errorf("s3: delete: %w", err)
@@ -235,7 +237,19 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	if err != nil && minio.ToErrorResponse(err).Code != minio.NoSuchKey {
 		return s.fail(ctx, "delete", key, err)
 	}
+	s.removeIncompleteUploads(ctx, key)
 	return nil
+}
+
+// removeIncompleteUploads aborts the unfinished multipart uploads of key: a
+// writer that died mid-upload (a worker killed, a host lost) leaves its
+// parts in the bucket, invisible to listings of objects but stored and
+// billed, until the bucket's own expiry (MinIO: 24 h; S3: only with a
+// lifecycle rule). The next Put or Delete of the key removes them. Best
+// effort: the object itself is already written or removed, and the parts
+// are garbage either way.
+func (s *Store) removeIncompleteUploads(ctx context.Context, key string) {
+	_ = s.client.RemoveIncompleteUpload(ctx, s.bucket, key)
 }
 
 // Ping checks that the bucket exists and the credentials can see it.

@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+
 	"github.com/kokorotts/kokoro-tts/internal/testsvc"
 	"github.com/kokorotts/kokoro-tts/storage"
 	"github.com/kokorotts/kokoro-tts/storage/s3"
@@ -54,6 +57,7 @@ func TestS3(t *testing.T) {
 		{"PresignExpires", testPresignExpires},
 		{"PresignPublicEndpoint", testPresignPublicEndpoint},
 		{"LongBodyMultipart", testLongBodyMultipart},
+		{"AbandonedMultipartRemoved", testAbandonedMultipartRemoved},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, srv) })
 	}
@@ -252,4 +256,60 @@ func BenchmarkS3(b *testing.B) {
 		b.Fatal(err)
 	}
 	storagetest.Benchmark(b, s)
+}
+
+// testAbandonedMultipartRemoved: a multipart upload that its writer never
+// finished (a worker killed mid-upload) is removed by the next Put of the
+// key and by Delete, so a dead writer's parts do not stay in the bucket.
+func testAbandonedMultipartRemoved(t *testing.T, srv testsvc.MinIOServer) {
+	ctx := t.Context()
+	bucket := bucketName()
+	s := newStore(t, config(srv, bucket))
+	core, err := minio.NewCore(srv.Endpoint, &minio.Options{Creds: credentials.NewStaticV4(srv.AccessKey, srv.SecretKey, "")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	incomplete := func(key string) int {
+		n := 0
+		for u := range core.ListIncompleteUploads(ctx, bucket, key, true) {
+			if u.Err != nil {
+				t.Fatal(u.Err)
+			}
+			n++
+		}
+		return n
+	}
+	abandon := func(key string) {
+		t.Helper()
+		id, err := core.NewMultipartUpload(ctx, bucket, key, minio.PutObjectOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		part := strings.Repeat("p", 5<<20)
+		if _, err := core.PutObjectPart(ctx, bucket, key, id, 1, strings.NewReader(part), int64(len(part)), minio.PutObjectPartOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if n := incomplete(key); n != 1 {
+			t.Fatalf("%d incomplete uploads of %s after abandoning one", n, key)
+		}
+	}
+
+	abandon("jobs/a/audio.wav")
+	abandon("jobs/other/audio.wav")
+	if _, err := s.Put(ctx, "jobs/a/audio.wav", strings.NewReader("RIFF"), 4, "audio/wav"); err != nil {
+		t.Fatal(err)
+	}
+	if n := incomplete("jobs/a/audio.wav"); n != 0 {
+		t.Errorf("Put left %d incomplete uploads of its key", n)
+	}
+	if n := incomplete("jobs/other/audio.wav"); n != 1 {
+		t.Errorf("Put of another key touched this key's upload: %d left", n)
+	}
+	abandon("jobs/b/audio.wav")
+	if err := s.Delete(ctx, "jobs/b/audio.wav"); err != nil {
+		t.Fatal(err)
+	}
+	if n := incomplete("jobs/b/audio.wav"); n != 0 {
+		t.Errorf("Delete left %d incomplete uploads of its key", n)
+	}
 }
