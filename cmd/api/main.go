@@ -181,6 +181,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			return err
 		}
 	} else if c.Embedded() {
+		config.SweepStaleTemp(objects, log)
 		engine, err = m.startWorker(ctx, db, objects, q, registry, bus, rdb, redisOpt)
 		if err != nil {
 			return err

@@ -116,6 +116,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	config.SweepStaleTemp(objects, log)
 	redisOpt := config.RedisOpt(c.RedisURL)
 	rdb := redisOpt.MakeRedisClient().(redis.UniversalClient)
 	m.closers = append(m.closers, rdb.Close)

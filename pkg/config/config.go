@@ -178,6 +178,31 @@ func (b *Base) OpenStorage(ctx context.Context) (storage.Store, error) {
 	return st, nil
 }
 
+// staleTempAge is how old a temporary file of the disk store must be to
+// count as left by a killed writer (a live Put writes its file in seconds).
+const staleTempAge = 15 * time.Minute
+
+// SweepStaleTemp removes, in the background, the temporary files that a
+// worker killed in the middle of writing audio left in the disk store (S3
+// cleans up after such writers in Put and Delete). Workers call it at start.
+func SweepStaleTemp(st storage.Store, log *slog.Logger) {
+	sw, ok := st.(interface {
+		RemoveStaleTemp(olderThan time.Duration) (int, error)
+	})
+	if !ok {
+		return
+	}
+	go func() {
+		n, err := sw.RemoveStaleTemp(staleTempAge)
+		if n > 0 {
+			log.Info("removed temporary audio files left by interrupted writes", "files", n)
+		}
+		if err != nil {
+			log.Warn("could not remove every stale temporary audio file", "err", err)
+		}
+	}()
+}
+
 // Worker is what a worker reads (cmd/worker, and cmd/api in embedded mode).
 type Worker struct {
 	Concurrency       int           `env:"KOKORO_TTS_MAX_CONCURRENCY" envDefault:"2"`

@@ -15,7 +15,9 @@
 // object's directory, which is fsynced and renamed over the key, and the
 // directory is fsynced after the rename. On any error, including a canceled
 // context, the temporary file is removed, so a failed Put leaves the previous
-// version (or nothing) in place. A reader keeps reading the version it opened.
+// version (or nothing) in place. A process killed in the middle of a Put
+// cannot remove its temporary file: RemoveStaleTemp, which the worker runs at
+// start, removes those left for longer than a live Put could take. A reader keeps reading the version it opened.
 // Directories are created as needed and removed again by Delete once empty.
 // Unlike S3, a key cannot be both an object and a prefix of other keys
 // ("a" and "a/b"): the second Put fails.
@@ -37,7 +39,9 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strings"
 	"syscall"
+	"time"
 
 	"github.com/kokorotts/kokoro-tts/storage"
 )
@@ -401,3 +405,53 @@ func (o *object) ReadAt(p []byte, off int64) (int, error)      { return o.f.Read
 func (o *object) Seek(offset int64, whence int) (int64, error) { return o.f.Seek(offset, whence) }
 func (o *object) Close() error                                 { return o.f.Close() }
 func (o *object) Info() storage.ObjectInfo                     { return o.info }
+
+// RemoveStaleTemp removes the temporary files (".tmp-*") under the root that
+// were last written more than olderThan ago: those of a process killed in
+// the middle of a Put. Any live Put's file is younger (it is written in one
+// go, then renamed), so several processes may share the root. It returns how
+// many it removed; files it cannot remove are skipped and the first such
+// error is returned.
+func (s *Store) RemoveStaleTemp(olderThan time.Duration) (int, error) {
+	root, err := s.openRoot()
+	if err != nil {
+		return 0, fmt.Errorf("disk: remove stale temporary files: %w", err)
+	}
+	defer root.Close()
+	cutoff := time.Now().Add(-olderThan)
+	removed := 0
+	var first error
+	// Walking the root's own file system never follows a symbolic link out
+	// of it; removals go through the os.Root as well.
+	err = fs.WalkDir(root.FS(), ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if first == nil {
+				first = err
+			}
+			return nil
+		}
+		if d.IsDir() || !d.Type().IsRegular() || !strings.HasPrefix(d.Name(), tmpPrefix) {
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil || fi.ModTime().After(cutoff) {
+			return nil
+		}
+		if err := root.Remove(p); err != nil {
+			if first == nil {
+				first = err
+			}
+			return nil
+		}
+		removed++
+		pruneDirs(root, path.Dir(p))
+		return nil
+	})
+	if first == nil {
+		first = err
+	}
+	if first != nil {
+		return removed, fmt.Errorf("disk: remove stale temporary files: %w", first)
+	}
+	return removed, nil
+}

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"testing"
 	"testing/iotest"
+	"time"
 
 	"github.com/kokorotts/kokoro-tts/storage"
 	"github.com/kokorotts/kokoro-tts/storage/disk"
@@ -359,4 +360,67 @@ func BenchmarkDisk(b *testing.B) {
 		b.Fatal(err)
 	}
 	storagetest.Benchmark(b, s)
+}
+
+// TestRemoveStaleTemp: the temporary files a killed writer left are removed
+// once they are older than a live Put could be, with the directories made
+// for them; objects, fresh temporary files (a Put in progress) and
+// symbolic links are left alone.
+func TestRemoveStaleTemp(t *testing.T) {
+	dir := t.TempDir()
+	s, err := disk.New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := s.Put(ctx, "jobs/a/audio.wav", strings.NewReader("RIFF"), 4, "audio/wav"); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-2 * time.Hour)
+	write := func(rel string, mod time.Time) {
+		t.Helper()
+		p := filepath.Join(dir, rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("partial"), 0o640); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(p, mod, mod); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("jobs/a/.tmp-DEAD1", old)
+	write("jobs/b/.tmp-DEAD2", old)      // the only file of its directory
+	write("cache/.tmp-LIVE", time.Now()) // a Put in progress
+	outside := filepath.Join(t.TempDir(), "victim")
+	if err := os.WriteFile(outside, []byte("not the store's"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(outside, old, old); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(dir, "jobs", "a", ".tmp-LINK")); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.RemoveStaleTemp(time.Hour)
+	if err != nil || n != 2 {
+		t.Fatalf("RemoveStaleTemp = %d, %v; want 2", n, err)
+	}
+	for rel, want := range map[string]bool{
+		"jobs/a/audio.wav": true, "jobs/a/.tmp-DEAD1": false, "jobs/b": false, "cache/.tmp-LIVE": true, "jobs/a/.tmp-LINK": true,
+	} {
+		_, err := os.Lstat(filepath.Join(dir, rel))
+		if got := err == nil; got != want {
+			t.Errorf("%s exists = %v, want %v (%v)", rel, got, want, err)
+		}
+	}
+	if _, err := os.Stat(outside); err != nil {
+		t.Errorf("the file behind the link: %v", err)
+	}
+	if o, err := s.Open(ctx, "jobs/a/audio.wav"); err != nil {
+		t.Fatal(err)
+	} else {
+		o.Close()
+	}
 }
