@@ -93,9 +93,11 @@ type stack struct {
 
 	// S3 only: the real server, the proxy the binaries go through and the
 	// bucket.
-	minio  *testsvc.MinIOServer
-	proxy  *Proxy
-	bucket string
+	minio *testsvc.MinIOServer
+	proxy *Proxy
+	// The proxy in front of Redis (stackOptions.redisProxy).
+	redisProxy *Proxy
+	bucket     string
 
 	mu       sync.Mutex
 	accepted []string
@@ -105,6 +107,9 @@ type stackOptions struct {
 	s3        bool              // audio in MinIO (through a Proxy) instead of on disk
 	env       map[string]string // extra settings for every binary
 	redisArgs []string          // extra redis-server arguments (persistence, limits)
+	// redisProxy puts a Proxy between the binaries and Redis (redisProxy
+	// field of the stack), to make Redis hang rather than die.
+	redisProxy bool
 }
 
 // newStack starts Redis (and MinIO), migrates a SQLite database and starts
@@ -134,6 +139,15 @@ func newStack(t *testing.T, o stackOptions) *stack {
 		s.proxy, s.bucket = p, "faults"
 		maps.Copy(s.env, map[string]string{"S3_ENDPOINT": p.Addr(), "S3_ACCESS_KEY": m.AccessKey,
 			"S3_SECRET_KEY": m.SecretKey, "S3_BUCKET": s.bucket})
+	}
+	if o.redisProxy {
+		p, err := NewProxy(s.redis.Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(p.Close)
+		s.redisProxy = p
+		s.env["REDIS_URL"] = "redis://" + p.Addr() + "/0"
 	}
 	maps.Copy(s.env, o.env)
 	if code, out := run(t, "migrate", s.env); code != 0 {

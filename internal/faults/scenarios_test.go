@@ -259,3 +259,33 @@ func TestWorkerKilledMidUpload(t *testing.T) {
 		t.Fatalf("job after the kill: %v", j)
 	}
 }
+
+// TestRedisHangs makes Redis hang instead of die: a proxy in front of it
+// stops forwarding requests (connections stay open, nothing answers), as a
+// blackholed network or a stuck server would, for 20 s while a job runs.
+// Submissions meanwhile answer 503 with Retry-After (never 202, and never
+// hang), the running job still succeeds, and once Redis answers again new
+// jobs flow.
+func TestRedisHangs(t *testing.T) {
+	s := newStack(t, stackOptions{redisProxy: true})
+	s.http.Timeout = 60 * time.Second // the API's own bounds are what is under test
+	s.startWorker(nil)
+	running := s.mustSubmit(map[string]any{"text": longText("redis-hangs", longChars), "format": "wav", "speed": 0.5})
+	s.waitStatus(running, 30*time.Second, "running")
+	s.redisProxy.StallAfter(0)
+	hung := time.Now()
+	asked := time.Now()
+	if got, r := s.submit(map[string]any{"text": "Submitted while Redis hangs."}); got != "" || r.status != 503 || r.header.Get("Retry-After") == "" {
+		t.Fatalf("submit with Redis hanging: %d (Retry-After %q) %v", r.status, r.header.Get("Retry-After"), r.body)
+	}
+	t.Logf("503 with Retry-After after %s", time.Since(asked).Round(time.Millisecond))
+	time.Sleep(time.Until(hung.Add(20 * time.Second)))
+	s.redisProxy.Resume()
+	after := s.mustSubmit(map[string]any{"text": "Submitted after Redis answered again."})
+	final := checkInvariants(t, s, 120*time.Second)
+	for _, id := range []string{running, after} {
+		if final[id]["status"] != "succeeded" {
+			t.Errorf("job %s: %v", id, final[id])
+		}
+	}
+}
