@@ -13,9 +13,8 @@ import (
 	"testing"
 
 	"github.com/caarlos0/env/v11"
-	_ "github.com/jackc/pgx/v5/stdlib"
-	"github.com/jmoiron/sqlx"
 
+	"github.com/kokorotts/kokoro-tts/internal/testsvc"
 	"github.com/kokorotts/kokoro-tts/pkg/sqlstore"
 )
 
@@ -105,25 +104,12 @@ func TestCheckBehind(t *testing.T) {
 // TestMigratePostgres migrates a PostgreSQL database (a schema of its own in
 // KOKORO_TEST_POSTGRES, which scripts/test.sh sets) and checks it.
 func TestMigratePostgres(t *testing.T) {
-	base := os.Getenv("KOKORO_TEST_POSTGRES")
+	base := os.Getenv(testsvc.PostgresEnv)
 	if base == "" {
-		t.Skip("KOKORO_TEST_POSTGRES is not set (scripts/ensure-postgres.sh prints one)")
+		t.Skip(testsvc.PostgresEnv + " is not set (scripts/ensure-postgres.sh prints one)")
 	}
-	admin, err := sqlx.Open("pgx", base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	schema := fmt.Sprintf("kokoro_migrate_test_%d", os.Getpid())
-	if _, err := admin.Exec("CREATE SCHEMA " + schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _, _ = admin.Exec("DROP SCHEMA " + schema + " CASCADE") })
-	sep := "?"
-	if strings.Contains(base, "?") {
-		sep = "&"
-	}
-	environ := map[string]string{"DATABASE_URL": base + sep + "search_path=" + schema, "LOG_FORMAT": "json"}
+	dbURL, schema, admin := testsvc.PostgresSchema(t, base)
+	environ := map[string]string{"DATABASE_URL": dbURL, "LOG_FORMAT": "json"}
 	code, _, stderr := runMigrate(t, environ, "-check")
 	if code != 1 || !strings.Contains(stderr, "database is not migrated") {
 		t.Fatalf("-check before migrating: exit %d, stderr %s", code, stderr)

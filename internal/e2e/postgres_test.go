@@ -10,9 +10,6 @@ import (
 	"testing"
 	"time"
 
-	_ "github.com/jackc/pgx/v5/stdlib"
-	"github.com/jmoiron/sqlx"
-
 	"github.com/kokorotts/kokoro-tts/internal/testsvc"
 )
 
@@ -24,26 +21,12 @@ import (
 // through scripts/ensure-postgres.sh) names the server; the test works in a
 // schema of its own.
 func TestScaleOutOnPostgres(t *testing.T) {
-	base := os.Getenv("KOKORO_TEST_POSTGRES")
+	base := os.Getenv(testsvc.PostgresEnv)
 	if base == "" {
-		t.Skip("KOKORO_TEST_POSTGRES is not set (scripts/ensure-postgres.sh prints one; make test sets it)")
+		t.Skip(testsvc.PostgresEnv + " is not set (scripts/ensure-postgres.sh prints one; make test sets it)")
 	}
 	requireTools(t)
-	admin, err := sqlx.Open("pgx", base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	schema := fmt.Sprintf("kokoro_e2e_%d_%d", os.Getpid(), time.Now().UnixNano()%1e6)
-	if _, err := admin.Exec("CREATE SCHEMA " + schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _, _ = admin.Exec("DROP SCHEMA " + schema + " CASCADE") })
-	sep := "?"
-	if strings.Contains(base, "?") {
-		sep = "&"
-	}
-	dbURL := base + sep + "search_path=" + schema
+	dbURL, schema, admin := testsvc.PostgresSchema(t, base)
 
 	redis := testsvc.Redis(t)
 	minio := testsvc.MinIO(t)

@@ -2,20 +2,18 @@ package sqlstore_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/jmoiron/sqlx"
 
+	"github.com/kokorotts/kokoro-tts/internal/testsvc"
 	"github.com/kokorotts/kokoro-tts/pkg/sqlstore"
 	"github.com/kokorotts/kokoro-tts/pkg/tts"
 )
@@ -34,33 +32,6 @@ func sqliteOnly(t testing.TB, what string) {
 	if onPostgres() {
 		t.Skip("tests " + what + ": SQLite only")
 	}
-}
-
-var (
-	adminOnce sync.Once
-	adminDB   *sqlx.DB
-	adminErr  error
-)
-
-// postgresSchema creates a schema for one test and drops it at its end.
-func postgresSchema(t testing.TB) string {
-	t.Helper()
-	adminOnce.Do(func() { adminDB, adminErr = sqlx.Open("pgx", postgresURL) })
-	if adminErr != nil {
-		t.Fatalf("SQLSTORE_TEST_POSTGRES: %v", adminErr)
-	}
-	b := make([]byte, 8)
-	_, _ = rand.Read(b)
-	schema := "kokoro_test_" + hex.EncodeToString(b)
-	if _, err := adminDB.Exec("CREATE SCHEMA " + schema); err != nil {
-		t.Fatalf("SQLSTORE_TEST_POSTGRES: creating a schema: %v", err)
-	}
-	t.Cleanup(func() {
-		if _, err := adminDB.Exec("DROP SCHEMA " + schema + " CASCADE"); err != nil {
-			t.Errorf("dropping the test schema %s: %v", schema, err)
-		}
-	})
-	return schema
 }
 
 // clock is a settable clock for Options.Now.
@@ -89,11 +60,8 @@ func (c *clock) Advance(d time.Duration) {
 // schema of its own on PostgreSQL (SQLSTORE_TEST_POSTGRES).
 func dsn(t testing.TB) string {
 	if onPostgres() {
-		sep := "?"
-		if strings.Contains(postgresURL, "?") {
-			sep = "&"
-		}
-		return postgresURL + sep + "search_path=" + postgresSchema(t)
+		url, _, _ := testsvc.PostgresSchema(t, postgresURL)
+		return url
 	}
 	return "sqlite:" + filepath.Join(t.TempDir(), "jobs.db")
 }
