@@ -29,7 +29,7 @@ bench: ## the pipeline and component benchmarks recorded in BENCHMARKS.md
 	go test -run '^$$' -bench . -benchtime 3s ./internal/pipelinebench
 	go test -run '^$$' -bench . -benchtime 20x ./pkg/audio ./pkg/espeak ./storage/disk
 	go test -run '^$$' -bench . -benchtime 2s ./pkg/sqlstore ./pkg/phonemize ./pkg/auth
-	SQLSTORE_TEST_POSTGRES=$$(scripts/ensure-postgres.sh | tail -n1) go test -run '^$$' -bench . -benchtime 2s ./pkg/sqlstore
+	KOKORO_TEST_DATABASE=postgres KOKORO_TEST_POSTGRES=$$(scripts/ensure-postgres.sh | tail -n1) go test -run '^$$' -bench . -benchtime 2s ./pkg/sqlstore
 	go test -run '^$$' -bench 'RawRun|RunChunk|SynthesizeOverhead' -benchtime 2s ./pkg/kokoro
 	go test -run '^$$' -bench 'StandinThroughput|MemoryLoaded' -benchtime 2x ./pkg/kokoro
 

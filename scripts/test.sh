@@ -41,8 +41,8 @@ go test -C scripts/vulndb -count=1 ./...
 echo "== go test -race"
 go test -race -count=1 -timeout 20m ./...
 
-echo "== the job store's tests again, on PostgreSQL"
-SQLSTORE_TEST_POSTGRES="$KOKORO_TEST_POSTGRES" go test -race -count=1 ./pkg/sqlstore
+echo "== the job store's, the services' and the API's tests again, on PostgreSQL"
+KOKORO_TEST_DATABASE=postgres go test -race -count=1 ./pkg/sqlstore ./pkg/jobs ./pkg/auth ./pkg/worker ./pkg/httpapi
 
 echo "== the slow fault scenarios (worker SIGKILLed mid-synthesis, mid-upload and after its upload: asynq recovers its lease in 60-120 s; database locked past every retry; Redis down past the task lease)"
 FAULTS_SLOW=1 go test -count=1 -timeout 15m -run 'TestWorkerKilledMidSynthesis|TestWorkerKilledMidUpload|TestWorkerKilledAfterUpload|TestDatabaseLockedPastRetries|TestRedisDownPastLease' ./internal/faults

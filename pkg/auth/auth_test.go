@@ -3,7 +3,6 @@ package auth_test
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -20,15 +19,7 @@ const secret = "0123456789abcdef0123456789abcdef"
 
 func newService(t testing.TB) (*auth.Service, *sqlstore.DB) {
 	t.Helper()
-	ctx := context.Background()
-	db, err := sqlstore.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "db.sqlite"), sqlstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if _, err := db.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	db := testsvc.Store(t)
 	s, err := auth.New(auth.Config{Store: db, Secret: []byte(secret), BcryptCost: 4})
 	if err != nil {
 		t.Fatal(err)
@@ -259,14 +250,7 @@ func BenchmarkAuthenticate(b *testing.B) {
 // what bounds log-in throughput.
 func BenchmarkLogin(b *testing.B) {
 	ctx := context.Background()
-	db, err := sqlstore.Open(ctx, "sqlite:"+filepath.Join(b.TempDir(), "db.sqlite"), sqlstore.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer db.Close()
-	if _, err := db.Migrate(ctx); err != nil {
-		b.Fatal(err)
-	}
+	db := testsvc.Store(b)
 	s, err := auth.New(auth.Config{Store: db, Secret: []byte(secret)})
 	if err != nil {
 		b.Fatal(err)

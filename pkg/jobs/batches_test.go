@@ -7,10 +7,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"path/filepath"
 	"sync"
 	"testing"
 
+	"github.com/kokorotts/kokoro-tts/internal/testsvc"
 	"github.com/kokorotts/kokoro-tts/pkg/jobs"
 	"github.com/kokorotts/kokoro-tts/pkg/sqlstore"
 	"github.com/kokorotts/kokoro-tts/pkg/tts"
@@ -54,15 +54,7 @@ func (q *recordingQueue) DeleteTask(_ context.Context, j *tts.Job) error {
 
 func newBatchService(t *testing.T, q *recordingQueue) (*jobs.Service, *sqlstore.DB) {
 	t.Helper()
-	ctx := context.Background()
-	db, err := sqlstore.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "db.sqlite"), sqlstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if _, err := db.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	db := testsvc.Store(t)
 	objects, err := disk.New(t.TempDir())
 	if err != nil {
 		t.Fatal(err)

@@ -10,7 +10,7 @@ import (
 
 // The account store, the operator's queries (search, stats, purge) and the
 // audio reference check, on whichever database the run uses (SQLite, or
-// PostgreSQL with SQLSTORE_TEST_POSTGRES).
+// PostgreSQL with KOKORO_TEST_DATABASE=postgres).
 
 func TestUsers(t *testing.T) {
 	s, c := newStore(t)

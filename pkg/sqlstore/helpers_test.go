@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"net"
-	"os"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"testing"
@@ -18,13 +16,10 @@ import (
 	"github.com/kokorotts/kokoro-tts/pkg/tts"
 )
 
-// postgresURL, when set, runs the store's tests on PostgreSQL instead of
-// SQLite: each test gets a schema of its own in that database (scripts/test.sh
-// sets it for a second run of this package). Example:
-// SQLSTORE_TEST_POSTGRES=postgres://postgres@127.0.0.1:5432/test?sslmode=disable
-var postgresURL = os.Getenv("SQLSTORE_TEST_POSTGRES")
-
-func onPostgres() bool { return postgresURL != "" }
+// onPostgres reports whether this run uses PostgreSQL (KOKORO_TEST_DATABASE=
+// postgres, set by scripts/test.sh for a second run): every test then gets
+// a schema of its own in the server KOKORO_TEST_POSTGRES names.
+func onPostgres() bool { return testsvc.OnPostgres() }
 
 // sqliteOnly skips a test of SQLite's own behaviour in the PostgreSQL run.
 func sqliteOnly(t testing.TB, what string) {
@@ -57,14 +52,8 @@ func (c *clock) Advance(d time.Duration) {
 }
 
 // dsn returns a DSN for a new, empty database: a file in a temp dir, or a
-// schema of its own on PostgreSQL (SQLSTORE_TEST_POSTGRES).
-func dsn(t testing.TB) string {
-	if onPostgres() {
-		url, _, _ := testsvc.PostgresSchema(t, postgresURL)
-		return url
-	}
-	return "sqlite:" + filepath.Join(t.TempDir(), "jobs.db")
-}
+// schema of its own on PostgreSQL (see onPostgres).
+func dsn(t testing.TB) string { return testsvc.DatabaseURL(t) }
 
 // rawDB opens a connection of the test's own to the database d names,
 // beside the store (to break things behind its back).

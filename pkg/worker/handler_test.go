@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -53,15 +52,7 @@ type rig struct {
 func newRig(t *testing.T, e tts.Synthesizer) *rig {
 	t.Helper()
 	testsvc.Require(t, "ffmpeg", "ffmpeg")
-	ctx := context.Background()
-	db, err := sqlstore.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "db.sqlite"), sqlstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if _, err := db.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	db := testsvc.Store(t)
 	objects, err := disk.New(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
