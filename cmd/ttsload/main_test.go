@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"maps"
 	"net/http"
 	"os"
@@ -21,17 +20,7 @@ import (
 // binDir holds the api and ttsload binaries, built once for the package.
 var binDir string
 
-func TestMain(m *testing.M) {
-	dir, err := testsvc.BuildCommands("api", "ttsload")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binDir = dir
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(testsvc.RunWithCommands(m, &binDir, "api", "ttsload")) }
 
 // startAPI runs the API in embedded mode with the tone engine, killed with
 // its process group at cleanup, and returns its base URL once healthy.

@@ -22,17 +22,7 @@ import (
 // binDir holds the api binary built once for the package.
 var binDir string
 
-func TestMain(m *testing.M) {
-	dir, err := testsvc.BuildCommands("api")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binDir = dir
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(testsvc.RunWithCommands(m, &binDir, "api")) }
 
 // service is the API under test and a Go client for the setup and the
 // cross-checks the browser cannot make.

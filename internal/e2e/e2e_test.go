@@ -25,17 +25,7 @@ import (
 // binDir holds the binaries TestMain builds once for the package.
 var binDir string
 
-func TestMain(m *testing.M) {
-	dir, err := testsvc.BuildCommands("api", "worker", "migrate")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binDir = dir
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(testsvc.RunWithCommands(m, &binDir, "api", "worker", "migrate")) }
 
 // start runs one of the binaries with env and debug logging; cleanup kills
 // it and its children.

@@ -39,19 +39,9 @@ const (
 	bodyCutOffBound   = 150 * time.Second // ReadTimeout is 60 s
 )
 
-var apiBin string
+var binDir string
 
-func TestMain(m *testing.M) {
-	dir, err := testsvc.BuildCommands("api")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	apiBin = filepath.Join(dir, "api")
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(testsvc.RunWithCommands(m, &binDir, "api")) }
 
 // api is one running API process.
 type api struct {
@@ -67,7 +57,7 @@ func startAPI(t *testing.T) *api {
 	t.Helper()
 	a := &api{addr: "127.0.0.1:" + strconv.Itoa(testsvc.FreePort(t))}
 	a.base = "http://" + a.addr
-	a.Proc = testsvc.StartProc(t, apiBin, map[string]string{"DATA_DIR": t.TempDir(), "HTTP_ADDR": a.addr,
+	a.Proc = testsvc.StartProc(t, filepath.Join(binDir, "api"), map[string]string{"DATA_DIR": t.TempDir(), "HTTP_ADDR": a.addr,
 		"TTS_ENGINE": "tone", "LOG_FORMAT": "json"})
 	c := &http.Client{Timeout: 5 * time.Second}
 	deadline := time.Now().Add(60 * time.Second)

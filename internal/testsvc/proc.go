@@ -29,6 +29,21 @@ func BuildCommands(names ...string) (string, error) {
 	return dir, nil
 }
 
+// RunWithCommands is a package's TestMain body for tests of the binaries:
+// it builds cmd/<name> for each name (BuildCommands), sets *dir to their
+// folder, runs the tests, removes the folder and returns the exit code for
+// os.Exit.
+func RunWithCommands(m *testing.M, dir *string, names ...string) int {
+	d, err := BuildCommands(names...)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(d)
+	*dir = d
+	return m.Run()
+}
+
 // Proc is a binary a test started in its own process group. Its output is
 // kept and shown when the test fails; the test's cleanup kills the group.
 type Proc struct {
