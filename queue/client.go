@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/kokorotts/kokoro-tts/pkg/tts"
 )
@@ -13,11 +14,19 @@ import (
 type Client struct {
 	client    *asynq.Client
 	inspector *asynq.Inspector
+	shared    bool // built on a caller's Redis client, which the caller closes
 }
 
 // NewClient returns a Client on the given Redis connection options.
 func NewClient(opt asynq.RedisConnOpt) *Client {
 	return &Client{client: asynq.NewClient(opt), inspector: asynq.NewInspector(opt)}
+}
+
+// NewClientFromRedis returns a Client on an existing Redis client (so that
+// its settings, such as honouring context deadlines, apply to the enqueue).
+// Close leaves rdb open.
+func NewClientFromRedis(rdb redis.UniversalClient) *Client {
+	return &Client{client: asynq.NewClientFromRedisClient(rdb), inspector: asynq.NewInspectorFromRedisClient(rdb), shared: true}
 }
 
 // Enqueue queues job's synthesis task. A task that already exists for the job
@@ -95,8 +104,11 @@ func (c *Client) CancelProcessing(ctx context.Context, job *tts.Job) error {
 // Inspector returns the underlying asynq inspector.
 func (c *Client) Inspector() *asynq.Inspector { return c.inspector }
 
-// Close closes the connections.
+// Close closes the connections (not a shared Redis client's).
 func (c *Client) Close() error {
+	if c.shared {
+		return nil
+	}
 	err := c.client.Close()
 	if err2 := c.inspector.Close(); err == nil {
 		err = err2

@@ -166,9 +166,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			"redis", mr.Addr(), "data_dir", c.DataDir)
 	}
 	redisOpt := config.RedisOpt(redisURL)
-	rdb := redisOpt.MakeRedisClient().(redis.UniversalClient)
+	rdb := config.RedisClient(redisURL)
 	m.closers = append(m.closers, rdb.Close)
-	q := queue.NewClient(redisOpt)
+	q := queue.NewClientFromRedis(rdb)
 	m.closers = append(m.closers, q.Close)
 	registry := fleet.NewRegistry(rdb)
 	bus := events.NewRedis(rdb)

@@ -53,6 +53,12 @@ func NewLimiter(rdb redis.UniversalClient, l Limits) *Limiter {
 // Limits returns the configured limits.
 func (l *Limiter) Limits() Limits { return l.limits }
 
+// callTimeout bounds each call to Redis: a limit is checked on every
+// request, and a Redis that hangs must cost a request this much, not
+// go-redis's read timeout on every retry (the client must honour context
+// deadlines: config.RedisClient).
+const callTimeout = time.Second
+
 func limited(retry time.Duration, format string, args ...any) error {
 	return &LimitError{Err: tts.Errorf(ERATELIMITED, format, args...), RetryAfter: max(retry, time.Second)}
 }
@@ -67,6 +73,8 @@ func (l *Limiter) AllowRequest(ctx context.Context, p tts.Principal) error {
 	if p.KeyID != "" {
 		keys = append(keys, "kokoro:rl:key:"+p.KeyID)
 	}
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
 	for _, k := range keys {
 		res, err := l.rate.Allow(ctx, k, redis_rate.PerMinute(l.limits.RequestsPerMinute))
 		if err != nil {
@@ -84,6 +92,8 @@ func (l *Limiter) AllowLogin(ctx context.Context, clientIP, email string) error 
 	if l == nil || l.limits.LoginsPerMinute <= 0 {
 		return nil
 	}
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
 	for _, k := range []string{"kokoro:rl:login-ip:" + clientIP, "kokoro:rl:login-email:" + email} {
 		res, err := l.rate.Allow(ctx, k, redis_rate.PerMinute(l.limits.LoginsPerMinute))
 		if err != nil {
@@ -120,6 +130,8 @@ func (l *Limiter) ChargeChars(ctx context.Context, p tts.Principal, chars int) e
 	tomorrow := time.Date(now.Year(), now.Month(), now.Day()+1, 0, 0, 0, 0, time.UTC)
 	key := fmt.Sprintf("kokoro:quota:%s:%s", p.UserID, now.Format("2006-01-02"))
 	ttl := int(tomorrow.Sub(now).Seconds()) + 3600
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
 	v, err := chargeScript.Run(ctx, l.rdb, []string{key}, chars, l.limits.DailyChars, ttl).Int64()
 	if err != nil {
 		return tts.Wrap(tts.EUNAVAILABLE, err, "quota store unavailable")
@@ -137,7 +149,9 @@ func (l *Limiter) RefundChars(ctx context.Context, p tts.Principal, chars int) {
 		return
 	}
 	key := fmt.Sprintf("kokoro:quota:%s:%s", p.UserID, l.now().UTC().Format("2006-01-02"))
-	l.rdb.DecrBy(context.WithoutCancel(ctx), key, int64(chars))
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), callTimeout)
+	defer cancel()
+	l.rdb.DecrBy(ctx, key, int64(chars))
 }
 
 // Used returns the characters the account has used today.

@@ -263,6 +263,32 @@ func RedisOpt(url string) asynq.RedisConnOpt {
 	return opt
 }
 
+// RedisClient returns a go-redis client for a validated REDIS_URL, with the
+// same settings asynq would use, except that every command obeys its
+// context's deadline (ContextTimeoutEnabled): the request path bounds each
+// Redis call (rate limits, events, the enqueue), and a Redis that hangs
+// then costs a request that bound, not go-redis's read timeout on every
+// retry.
+func RedisClient(url string) redis.UniversalClient {
+	switch o := RedisOpt(url).(type) {
+	case asynq.RedisFailoverClientOpt:
+		return redis.NewFailoverClient(&redis.FailoverOptions{
+			MasterName: o.MasterName, SentinelAddrs: o.SentinelAddrs, SentinelUsername: o.SentinelUsername,
+			SentinelPassword: o.SentinelPassword, Username: o.Username, Password: o.Password, DB: o.DB,
+			DialTimeout: o.DialTimeout, ReadTimeout: o.ReadTimeout, WriteTimeout: o.WriteTimeout,
+			PoolSize: o.PoolSize, TLSConfig: o.TLSConfig, ContextTimeoutEnabled: true,
+		})
+	case asynq.RedisClientOpt:
+		return redis.NewClient(&redis.Options{
+			Network: o.Network, Addr: o.Addr, Username: o.Username, Password: o.Password, DB: o.DB,
+			DialTimeout: o.DialTimeout, ReadTimeout: o.ReadTimeout, WriteTimeout: o.WriteTimeout,
+			PoolSize: o.PoolSize, TLSConfig: o.TLSConfig, ContextTimeoutEnabled: true,
+		})
+	default:
+		return RedisOpt(url).MakeRedisClient().(redis.UniversalClient)
+	}
+}
+
 // Redis is what binaries that talk to an external Redis read.
 type Redis struct {
 	// EvictionCheck is what to do when Redis's maxmemory-policy is not

@@ -1,8 +1,12 @@
 package config
 
 import (
+	"context"
+	"errors"
+	"net"
 	"strings"
 	"testing"
+	"time"
 )
 
 type testConfig struct {
@@ -74,5 +78,40 @@ func TestS3NeedsCredentials(t *testing.T) {
 	}
 	if err := c.Base.Validate(); err == nil || !strings.Contains(err.Error(), "S3_ACCESS_KEY") {
 		t.Fatalf("missing credentials: %v", err)
+	}
+}
+
+// TestRedisClientHonoursDeadlines: against a Redis that accepts connections
+// and never answers, a command with a short context deadline ends with the
+// context's error, not after go-redis's read timeout and retries.
+func TestRedisClientHonoursDeadlines(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // held open, never answered
+		}
+	}()
+	rdb := RedisClient("redis://" + l.Addr().String() + "/0")
+	defer rdb.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	began := time.Now()
+	err = rdb.Ping(ctx).Err()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Ping against a hanging server = %v, want the context's deadline", err)
+	}
+	// Which timer ended the call: without ContextTimeoutEnabled go-redis
+	// waits out its read timeout (asynq's default, 3 s) before it looks at
+	// the context, whose deadline here is 100 ms.
+	if readTimeout := 3 * time.Second; time.Since(began) >= readTimeout {
+		t.Fatalf("Ping returned after %s: the read timeout, not the context's deadline, ended it", time.Since(began))
 	}
 }

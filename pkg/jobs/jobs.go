@@ -152,6 +152,12 @@ func scopedKey(ctx context.Context, key string) string {
 	return key
 }
 
+// enqueueTimeout bounds a submission's enqueue. It rides out a Redis
+// restart of a second or two (go-redis retries the dial); a Redis that is
+// down or hangs longer makes the submission a 503 after about this long
+// (with a Redis client that honours deadlines: config.RedisClient).
+const enqueueTimeout = 3 * time.Second
+
 // create stores a new job, publishes its first event and enqueues it.
 func (s *Service) create(ctx context.Context, job *tts.Job) (*tts.Job, bool, error) {
 	existing, created, err := s.store.CreateJob(ctx, job)
@@ -163,7 +169,9 @@ func (s *Service) create(ctx context.Context, job *tts.Job) (*tts.Job, bool, err
 		// first request may have failed to enqueue it). Enqueue is
 		// idempotent through the task id.
 		if existing.Status == tts.StatusQueued {
-			if err := s.queue.Enqueue(ctx, existing); err != nil {
+			ectx, cancel := context.WithTimeout(ctx, enqueueTimeout)
+			defer cancel()
+			if err := s.queue.Enqueue(ectx, existing); err != nil {
 				return nil, false, err
 			}
 		}
@@ -173,7 +181,9 @@ func (s *Service) create(ctx context.Context, job *tts.Job) (*tts.Job, bool, err
 	// Published before the enqueue, so that it always precedes the worker's
 	// first event.
 	s.publish(ctx, events.FromJob(job))
-	if err := s.queue.Enqueue(ctx, job); err != nil {
+	ectx, cancel := context.WithTimeout(ctx, enqueueTimeout)
+	defer cancel()
+	if err := s.queue.Enqueue(ectx, job); err != nil {
 		// Not accepted: take the row back so a retry with the same
 		// Idempotency-Key starts afresh and nothing runs behind the
 		// client's back.
