@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"maps"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -87,7 +88,9 @@ type stack struct {
 	proxy *Proxy
 	// The proxy in front of Redis (stackOptions.redisProxy).
 	redisProxy *Proxy
-	bucket     string
+	// The proxy in front of PostgreSQL (stackOptions.postgres).
+	dbProxy *Proxy
+	bucket  string
 
 	mu       sync.Mutex
 	accepted []string
@@ -100,6 +103,10 @@ type stackOptions struct {
 	// redisProxy puts a Proxy between the binaries and Redis (redisProxy
 	// field of the stack), to make Redis hang rather than die.
 	redisProxy bool
+	// postgres keeps the jobs in PostgreSQL (a schema of its own in the
+	// server KOKORO_TEST_POSTGRES names) reached through a Proxy (dbProxy),
+	// instead of SQLite.
+	postgres bool
 }
 
 // newStack starts Redis (and MinIO), migrates a SQLite database and starts
@@ -139,12 +146,44 @@ func newStack(t *testing.T, o stackOptions) *stack {
 		s.redisProxy = p
 		s.env["REDIS_URL"] = "redis://" + p.Addr() + "/0"
 	}
+	if o.postgres {
+		s.env["DATABASE_URL"] = s.postgresThroughProxy()
+	}
 	maps.Copy(s.env, o.env)
 	if code, out := run(t, "migrate", s.env); code != 0 {
 		t.Fatalf("migrate: exit %d: %s", code, out)
 	}
 	s.startAPI()
 	return s
+}
+
+// postgresThroughProxy makes a schema for the test on the PostgreSQL server
+// KOKORO_TEST_POSTGRES names (skipping the test without one, or when it is
+// reached over a Unix socket, which the TCP proxy cannot stand in for) and
+// returns a DSN to it through a new Proxy (s.dbProxy).
+func (s *stack) postgresThroughProxy() string {
+	t := s.t
+	t.Helper()
+	base := os.Getenv(testsvc.PostgresEnv)
+	if base == "" {
+		t.Skip(testsvc.PostgresEnv + " is not set (scripts/ensure-postgres.sh prints one; make test sets it)")
+	}
+	dsn, _, _ := testsvc.PostgresSchema(t, base)
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.Host == "" || u.Query().Get("host") != "" {
+		t.Skip("PostgreSQL is reached over a Unix socket; this scenario needs TCP (a proxy stands in front of it)")
+	}
+	p, err := NewProxy(u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	s.dbProxy = p
+	u.Host = p.Addr()
+	return u.String()
 }
 
 // startAPI starts the API and waits until it answers (its health is 503

@@ -319,3 +319,37 @@ func TestWorkerKilledAfterUpload(t *testing.T) {
 		t.Fatalf("job after the kill: %v\n%s", j, w2.Output())
 	}
 }
+
+// TestPostgresDownWhileRunning keeps the jobs in PostgreSQL and cuts the
+// way to it (a proxy drops every connection and refuses new ones) for 8 s
+// while a job runs: a submission meanwhile gets 503 with Retry-After and
+// leaves nothing behind, the running job stores its audio and records its
+// success once the database answers again (the worker retries the record
+// for 30 s), and a job submitted afterwards succeeds.
+func TestPostgresDownWhileRunning(t *testing.T) {
+	s := newStack(t, stackOptions{postgres: true})
+	s.startWorker(nil)
+	id := s.mustSubmit(map[string]any{"text": longText("postgres-down", longChars), "format": "wav", "speed": 0.5})
+	s.waitStatus(id, 30*time.Second, "running")
+	s.dbProxy.Down()
+	down := time.Now()
+	asked := time.Now()
+	if got, r := s.submit(map[string]any{"text": "Submitted while PostgreSQL is unreachable."}); got != "" || r.status != 503 || r.header.Get("Retry-After") == "" {
+		t.Fatalf("submit with PostgreSQL down: %d (Retry-After %q) %v", r.status, r.header.Get("Retry-After"), r.body)
+	}
+	t.Logf("503 with Retry-After after %s", time.Since(asked).Round(time.Millisecond))
+	time.Sleep(time.Until(down.Add(8 * time.Second)))
+	if err := s.dbProxy.Up(); err != nil {
+		t.Fatal(err)
+	}
+	back := time.Now()
+	after := s.mustSubmit(map[string]any{"text": "Submitted after PostgreSQL came back."})
+	final := checkInvariants(t, s, 90*time.Second)
+	t.Logf("all done %s after PostgreSQL came back", time.Since(back).Round(100*time.Millisecond))
+	for _, id := range []string{id, after} {
+		if final[id]["status"] != "succeeded" {
+			t.Errorf("job %s: %v", id, final[id])
+		}
+	}
+	t.Logf("running job: %v attempts", final[id]["attempts"])
+}
