@@ -266,10 +266,10 @@ func TestDatabaseLocked(t *testing.T) {
 
 // TestDatabaseLockedPastRetries keeps the write lock for a minute while a
 // job runs, longer than its retry budget used to last (about 35 s): attempt
-// 1 stores its audio, tries to record it for 30 s and gives up; the
-// deliveries after it cannot start an attempt, which no longer spends the
-// job's retries (worker.IsFailure). Once the lock is released the job
-// succeeds on attempt 2, with one object.
+// 1 stores its audio, tries to record it for 30 s and gives up; neither
+// that delivery nor the ones after it, which cannot start an attempt,
+// spend the job's retries (worker.IsFailure). Once the lock is released
+// the job succeeds on attempt 2, with one object.
 func TestDatabaseLockedPastRetries(t *testing.T) {
 	slow(t)
 	s := newStack(t, stackOptions{})
@@ -279,7 +279,7 @@ func TestDatabaseLockedPastRetries(t *testing.T) {
 	s.waitStatus(id, 30*time.Second, "running")
 	release := lockDatabase(t, dbPath)
 	locked := time.Now()
-	waitLog(t, w, `"msg":"attempt failed; will retry"`, 90*time.Second)
+	waitLog(t, w, "audio stored but its success could not be recorded", 90*time.Second)
 	// The outage goes on past the old budget: deliveries keep failing to start.
 	time.Sleep(time.Until(locked.Add(60 * time.Second)))
 	release()

@@ -168,7 +168,7 @@ func (h *Handler) Process(ctx context.Context, jobID string, d Delivery) error {
 	case job.CancelRequested:
 		return h.cancel(ctx, log, job)
 	case job.Attempts >= job.MaxAttempts:
-		reason := fmt.Sprintf("quarantined: %d attempts started without finishing (a worker may have crashed on this job)", job.Attempts)
+		reason := fmt.Sprintf("quarantined: %d attempts started without finishing (a worker may have crashed on this job, or the database failed each time its result was to be recorded)", job.Attempts)
 		log.Error("quarantining job", "attempts", job.Attempts)
 		h.count("quarantined")
 		if err := h.Store.FailJob(ctx, job.ID, 0, reason); err == nil {
@@ -326,7 +326,7 @@ func (h *Handler) complete(ctx context.Context, job *tts.Job, attempt int, a tts
 		h.Logger.Warn("recording success failed; retrying while the audio waits", "job_id", job.ID, "attempt", attempt, "err", err)
 		select {
 		case <-dctx.Done():
-			return tts.Audio{}, fmt.Errorf("recording success: %w", err)
+			return tts.Audio{}, unrecorded{fmt.Errorf("recording success: %w", err)}
 		case <-time.After(backoff):
 		}
 		backoff = min(backoff*2, 2*time.Second)
@@ -418,6 +418,19 @@ func (h *Handler) fail(ctx, runCtx context.Context, log *slog.Logger, job *tts.J
 		if rerr := h.Store.ReleaseAttempt(dctx, job.ID, attempt); rerr != nil && tts.ErrorCode(rerr) != tts.ECONFLICT {
 			log.Warn("could not give the interrupted attempt back", "err", rerr)
 		}
+		return err
+	}
+	var ur unrecorded
+	if errors.As(err, &ur) {
+		// The audio is stored and only the database failed, for the whole
+		// completion window: not the job's fault. The delivery does not
+		// spend a retry (IsFailure), and the job is not failed: it is
+		// still running this attempt in the database, which the next
+		// delivery, or the reconciler once asynq has archived the task,
+		// takes over (Reconciler.repair gives the attempt back).
+		log.Warn("audio stored but its success could not be recorded: the database is unavailable; the job waits", "err", err)
+		h.failure(err)
+		h.count("unrecorded")
 		return err
 	}
 	retried, maxRetry := d.Retried, d.MaxRetry
@@ -587,10 +600,25 @@ func notStartedIfUnavailable(err error) error {
 	return err
 }
 
+// unrecorded marks an attempt that stored its audio but could not record
+// its success because the database stayed unavailable for the whole
+// completion window. Like notStarted it does not spend a retry; when asynq
+// archives the task anyway, its last error starts with unrecordedPrefix and
+// the reconciler gives the attempt back and queues the job again.
+type unrecorded struct{ err error }
+
+// unrecordedPrefix starts the text of an unrecorded error.
+const unrecordedPrefix = "audio stored, success not recorded: "
+
+func (e unrecorded) Error() string { return unrecordedPrefix + e.err.Error() }
+func (e unrecorded) Unwrap() error { return e.err }
+
 // IsFailure tells asynq whether a handler error spends a retry: every error
-// does but a delivery that could not start its attempt because the
-// database was unavailable (it is retried with the same backoff).
+// does but a delivery that could not start its attempt, or could not
+// record its success, because the database was unavailable (it is retried
+// with the same backoff).
 func IsFailure(err error) bool {
 	var ns notStarted
-	return !errors.As(err, &ns)
+	var ur unrecorded
+	return !errors.As(err, &ns) && !errors.As(err, &ur)
 }

@@ -350,25 +350,32 @@ func (unrecorded) CompleteJob(context.Context, string, int, tts.Audio) error {
 }
 
 // TestUnrecordedSuccessLeavesNoAudio: every attempt stores the audio and
-// fails to record its success; the job fails after its retries, and the
-// audio no succeeded job points at is removed (a failed job has no object).
+// fails to record its success. Such a delivery does not spend one of
+// asynq's retries (the database's fault, not the job's), and does not fail
+// the job even on the last retry; the job's own budget ends it: the
+// delivery after its last attempt quarantines it, and the audio no
+// succeeded job points at is removed (a failed job has no object).
 func TestUnrecordedSuccessLeavesNoAudio(t *testing.T) {
 	r := newRig(t, tone.New(tone.Config{}))
 	r.h.Store = unrecorded{r.db}
 	r.h.CompleteWindow = 50 * time.Millisecond
 	job := r.newJob(t, "My success is never written down")
-	for retried := 0; retried < queue.MaxRetry; retried++ {
-		if err := r.process(t, context.Background(), job, retried); err == nil || errors.Is(err, asynq.SkipRetry) {
-			t.Fatalf("attempt %d: err = %v, want a retryable error", retried, err)
+	for retried := 0; retried <= queue.MaxRetry; retried++ {
+		err := r.process(t, context.Background(), job, retried)
+		if err == nil || errors.Is(err, asynq.SkipRetry) || worker.IsFailure(err) || !strings.HasPrefix(err.Error(), "audio stored, success not recorded: ") {
+			t.Fatalf("attempt %d: err = %v (IsFailure %v), want a retry that does not count", retried, err, err != nil && worker.IsFailure(err))
+		}
+		if j := r.job(t, job.ID); j.Status != tts.StatusRunning || j.Attempts != retried+1 {
+			t.Fatalf("after attempt %d: %s, %d attempts", retried, j.Status, j.Attempts)
 		}
 		if _, err := r.objects.Stat(context.Background(), worker.AudioKey(job)); err != nil {
 			t.Fatalf("attempt %d stored no audio (%v): the test no longer covers its case", retried, err)
 		}
 	}
 	if err := r.process(t, context.Background(), job, queue.MaxRetry); !errors.Is(err, asynq.SkipRetry) {
-		t.Fatalf("last attempt: %v", err)
+		t.Fatalf("the delivery after the last attempt: %v", err)
 	}
-	if j := r.job(t, job.ID); j.Status != tts.StatusFailed || j.Audio != nil {
+	if j := r.job(t, job.ID); j.Status != tts.StatusFailed || j.Audio != nil || !strings.Contains(j.Error, "quarantined") {
 		t.Fatalf("job = %s %q audio %+v", j.Status, j.Error, j.Audio)
 	}
 	if _, err := r.objects.Stat(context.Background(), worker.AudioKey(job)); !errors.Is(err, storage.ErrNotFound) {

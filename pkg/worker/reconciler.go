@@ -27,8 +27,9 @@ type TaskQueue interface {
 // persistence, eviction) and asynq archives a task whose worker kept dying.
 // For every live job not updated for a while it checks the task: a missing
 // task is enqueued again, an archived one fails the job with its reason
-// (unless its last delivery could not even start because the database was
-// unavailable: that job is queued again, within its attempt budget).
+// (unless its last delivery could not even start, or could not record its
+// success, because the database was unavailable: that job is queued again,
+// within its attempt budget).
 type Reconciler struct {
 	Store      tts.JobStore
 	Queue      TaskQueue
@@ -128,6 +129,27 @@ func (r *Reconciler) repair(ctx context.Context, job *tts.Job) (bool, error) {
 		}
 		log.Warn("re-enqueued a live job whose task was missing")
 	case "archived":
+		if strings.HasPrefix(lastErr, unrecordedPrefix) && job.Status == tts.StatusRunning {
+			// The last attempt stored its audio but the database was
+			// down for its whole completion window: give that attempt
+			// back (it was not the job's fault) and queue the job again;
+			// the next attempt makes the audio anew into the same key.
+			if err := r.Store.ReleaseAttempt(ctx, job.ID, job.Attempts); err != nil {
+				if tts.ErrorCode(err) == tts.ECONFLICT {
+					return false, nil // it moved on meanwhile: the next pass sees where
+				}
+				return false, err
+			}
+			if err := r.Queue.DeleteTask(ctx, job); err != nil {
+				return false, err
+			}
+			if err := r.Queue.Enqueue(ctx, job); err != nil {
+				return false, err
+			}
+			log.Warn("re-enqueued a job whose success could not be recorded (database unavailable); its attempt was given back",
+				"attempts", job.Attempts, "last_error", lastErr)
+			return true, nil
+		}
 		if strings.HasPrefix(lastErr, notStartedPrefix) && (job.MaxAttempts <= 0 || job.Attempts < job.MaxAttempts) {
 			// The retries were spent by earlier attempts, and the last
 			// delivery found the database unavailable: the job has

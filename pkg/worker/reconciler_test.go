@@ -237,6 +237,80 @@ func TestReconcilerRequeuesJobWhoseLastDeliveryCouldNotStart(t *testing.T) {
 	}
 }
 
+// recordFails is the job store whose CompleteJob fails as "database
+// unavailable" while down is set.
+type recordFails struct {
+	*sqlstore.DB
+	down *atomic.Bool
+}
+
+func (s recordFails) CompleteJob(ctx context.Context, id string, attempt int, a tts.Audio) error {
+	if s.down.Load() {
+		return tts.Errorf(tts.EUNAVAILABLE, "database unavailable: complete job: database is locked")
+	}
+	return s.DB.CompleteJob(ctx, id, attempt, a)
+}
+
+// TestReconcilerRequeuesJobWhoseSuccessWasNotRecorded: the job's last
+// delivery stores its audio, but the database refuses its success for the
+// whole completion window; asynq archives the task (retries spent). Once the
+// database is back the reconciler gives that attempt back and queues the job
+// again, instead of failing a job whose only fault was the database's; the
+// new attempt succeeds.
+func TestReconcilerRequeuesJobWhoseSuccessWasNotRecorded(t *testing.T) {
+	ctx := context.Background()
+	r := newRig(t, tone.New(tone.Config{}))
+	redis := testsvc.Redis(t)
+	opt, _ := asynq.ParseRedisURI(redis.URL)
+	q := queue.NewClient(opt)
+	defer q.Close()
+	rec := &worker.Reconciler{Store: r.db, Queue: q, Objects: r.objects, Logger: quiet, StaleAfter: time.Second}
+
+	down := &atomic.Bool{}
+	down.Store(true)
+	r.h.Store = recordFails{r.db, down}
+	r.h.CompleteWindow = 100 * time.Millisecond
+	srv := worker.NewServer(worker.Config{Redis: opt, TaskCheckInterval: 20 * time.Millisecond, ShutdownTimeout: 5 * time.Second,
+		ReconcileInterval: time.Hour, Logger: quiet}, r.h, q, nil)
+	job := r.newJob(t, "My success could not be written down the last time.")
+	task, err := queue.NewSynthesizeTask(job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := asynq.NewClient(opt).EnqueueContext(ctx, task, asynq.MaxRetry(0)); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown()
+	waitFor(t, 10*time.Second, "the task archived", func() bool {
+		state, lastErr, err := q.TaskState(ctx, job)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if state == "archived" && !strings.HasPrefix(lastErr, "audio stored, success not recorded: ") {
+			t.Fatalf("archived with last error %q, want the unrecorded one", lastErr)
+		}
+		return state == "archived"
+	})
+	if j := r.job(t, job.ID); j.Status != tts.StatusRunning || j.Attempts != 1 {
+		t.Fatalf("before the reconciler: %s, %d attempts; want running attempt 1", j.Status, j.Attempts)
+	}
+
+	down.Store(false) // the database is back
+	time.Sleep(1100 * time.Millisecond)
+	if n, err := rec.Pass(ctx); err != nil || n != 1 {
+		t.Fatalf("repaired %d (%v), want 1", n, err)
+	}
+	waitFor(t, 20*time.Second, "the re-enqueued job to succeed", func() bool {
+		return r.job(t, job.ID).Status == tts.StatusSucceeded
+	})
+	if got := r.job(t, job.ID); got.Attempts != 1 || got.Audio == nil {
+		t.Fatalf("job: %d attempts, audio %v; want the given-back attempt to count once", got.Attempts, got.Audio)
+	}
+}
+
 func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(within)
