@@ -44,7 +44,7 @@ func NewHTTP(r prometheus.Registerer) *HTTP {
 
 // Worker holds the worker's job metrics.
 type Worker struct {
-	Jobs          *prometheus.CounterVec   // outcome: succeeded, failed, canceled, retried, interrupted, superseded
+	Jobs          *prometheus.CounterVec   // outcome: succeeded, failed, canceled, retried, interrupted, superseded, skipped, quarantined, unrecorded
 	Failures      *prometheus.CounterVec   // stage: synthesis, encoding, storing the audio, ...
 	Synthesis     *prometheus.HistogramVec // seconds spent in the engine, by engine/device
 	AudioSeconds  *prometheus.CounterVec   // seconds of audio produced
@@ -61,7 +61,7 @@ type Worker struct {
 func NewWorker(r prometheus.Registerer, engine tts.EngineInfo) *Worker {
 	w := &Worker{
 		Jobs: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Subsystem: "worker", Name: "jobs_total",
-			Help: "Job executions by outcome (succeeded, failed, canceled, retried, interrupted, superseded, skipped)."}, []string{"outcome"}),
+			Help: "Job executions by outcome (succeeded, failed, canceled, retried, interrupted, superseded, skipped, quarantined, unrecorded: audio stored but the database refused its success)."}, []string{"outcome"}),
 		Failures: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Subsystem: "worker", Name: "failures_total",
 			Help: "Failed attempts by stage (synthesis, encoding, storing the audio, other)."}, []string{"stage"}),
 		Synthesis: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: namespace, Subsystem: "worker", Name: "synthesis_seconds",
