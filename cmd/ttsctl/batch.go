@@ -34,7 +34,12 @@ complete are skipped without asking the server, and jobs still running are
 collected. An item whose text, voice, speed or format changed gets a key of
 its own (<name>:<key>:<hash>) and new audio. Ctrl-C stops waiting and leaves
 the submitted jobs to finish on the server; run the command again to collect
-them.`
+them.
+
+With -server-side the lesson goes to the server as one batch (POST
+/api/batches, Idempotency-Key <name>:<hash of the items>): ttsctl follows
+its progress and unpacks its zip archive into the folder. Running the same
+command again collects the same batch; a changed lesson is a new batch.`
 
 // batchConfig is what a batch was asked to do.
 type batchConfig struct {
@@ -89,6 +94,7 @@ func runBatch(ctx context.Context, a *app, args []string) int {
 	queue := fs.String("queue", "batch", "server queue: batch (after every interactive job) or interactive")
 	inputFormat := fs.String("input-format", "", "txt, csv or json (default: from the file's extension); needed with - (standard input)")
 	wait := fs.Duration("wait", 0, "stop waiting after this long, leaving unfinished jobs on the server (0: no limit)")
+	serverSide := fs.Bool("server-side", false, "submit the lesson as one server-side batch (POST /api/batches) and unpack its archive: one request instead of one per item")
 	if code, done := parse(fs, args); done {
 		return code
 	}
@@ -105,6 +111,9 @@ func runBatch(ctx context.Context, a *app, args []string) int {
 	}
 	if *wait < 0 {
 		return a.fail(usageErrorf("-wait must not be negative"))
+	}
+	if *serverSide {
+		return cfg.runServerSide(ctx, a, items, *wait)
 	}
 	return cfg.run(ctx, a, items, *wait)
 }

@@ -527,6 +527,91 @@ func TestEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("batch server-side", func(t *testing.T) {
+		lesson := "key,text,voice,speed,format\n"
+		for i := range 12 {
+			format := "mp3"
+			if i%3 == 0 {
+				format = "wav"
+			}
+			lesson += fmt.Sprintf("line%02d,Line %d of the third lesson.,,,%s\n", i+1, i+1, format)
+		}
+		if err := os.WriteFile(filepath.Join(work, "unit3.csv"), []byte(lesson), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		before := len(srv.allJobs(t, ""))
+		out, errOut := c.must(t, exitOK, "batch", "-server-side", "-voice", "bf_emma", "unit3.csv")
+		if out != filepath.Join("unit3", "manifest.json")+"\n" || !strings.Contains(errOut, "(server batch ") ||
+			!strings.Contains(errOut, "ttsctl: batch unit3: 12 items: 12 succeeded\n") {
+			t.Fatalf("stdout %q stderr %q", out, errOut)
+		}
+		dir := filepath.Join(work, "unit3")
+		m := readManifestFile(t, dir)
+		if m.Batch != "unit3" || m.Server != srv.base || len(m.Items) != 12 {
+			t.Fatalf("manifest %+v", m)
+		}
+		for i, it := range m.Items {
+			key, format := fmt.Sprintf("line%02d", i+1), "mp3"
+			if i%3 == 0 {
+				format = "wav"
+			}
+			if it.Key != key || it.Status != statusSucceeded || it.Voice != "bf_emma" || it.Format != format ||
+				it.File != key+"."+format || it.JobID == "" || it.DurationSeconds <= 0 {
+				t.Errorf("item %d: %+v", i, it)
+			}
+			fi, err := os.Stat(filepath.Join(dir, it.File))
+			if err != nil || fi.Size() != it.Bytes || it.Bytes <= 0 {
+				t.Errorf("%s: %v, manifest says %d bytes", it.File, err, it.Bytes)
+			}
+		}
+		probe(t, filepath.Join(dir, "line01.wav"), "wav")
+		probe(t, filepath.Join(dir, "line02.mp3"), "mp3")
+		if entries, _ := os.ReadDir(dir); len(entries) != 13 {
+			t.Errorf("the folder holds %d files, want 12 and the manifest (no leftover archive)", len(entries))
+		}
+		if n := len(srv.allJobs(t, "")); n != before+12 {
+			t.Errorf("%d new jobs, want 12", n-before)
+		}
+
+		// Again: the same server batch is collected, nothing is synthesised.
+		_, errOut = c.must(t, exitOK, "batch", "-server-side", "-voice", "bf_emma", "unit3.csv")
+		if !strings.Contains(errOut, "submitted by an earlier run") {
+			t.Errorf("stderr %q", errOut)
+		}
+		if n := len(srv.allJobs(t, "")); n != before+12 {
+			t.Errorf("the re-run made %d jobs", n-before-12)
+		}
+		if m2 := readManifestFile(t, dir); !equalItems(m2.Items, m.Items) {
+			t.Errorf("the manifest changed")
+		}
+		_, errOut = c.must(t, exitUsage, "batch", "-server-side", "-queue", "interactive", "unit3.csv")
+		if !strings.Contains(errOut, "-queue does not apply to -server-side") {
+			t.Errorf("stderr %q", errOut)
+		}
+
+		// -wait over before the batch is done: what is done so far is
+		// unpacked, the rest is left to the server, and the next run
+		// collects it.
+		var long strings.Builder
+		for i := range 40 {
+			fmt.Fprintf(&long, "Sentence %d of the fourth lesson, a little longer than the others.\n", i+1)
+		}
+		if err := os.WriteFile(filepath.Join(work, "unit4.txt"), []byte(long.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, errOut = c.must(t, exitJob, "batch", "-server-side", "-wait", "1ms", "unit4.txt")
+		if !strings.Contains(errOut, "-wait is over") || !strings.Contains(errOut, "not finished") {
+			t.Errorf("stderr %q", errOut)
+		}
+		if m := readManifestFile(t, filepath.Join(work, "unit4")); len(m.Items) != 40 {
+			t.Errorf("manifest of the unfinished batch: %d items", len(m.Items))
+		}
+		_, errOut = c.must(t, exitOK, "batch", "-server-side", "unit4.txt")
+		if !strings.Contains(errOut, "submitted by an earlier run") || !strings.Contains(errOut, "40 items: 40 succeeded") {
+			t.Errorf("stderr %q", errOut)
+		}
+	})
+
 	t.Run("batch json and rejections", func(t *testing.T) {
 		lesson := `[{"key":"ok","text":"Fine."},{"key":"bad","text":"Who?","voice":"zz_nobody"}]`
 		if err := os.WriteFile(filepath.Join(work, "unit3.json"), []byte(lesson), 0o644); err != nil {
