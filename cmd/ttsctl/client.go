@@ -277,32 +277,7 @@ func (c *client) wait(ctx context.Context, id string, update func(*job)) (*job, 
 // client's timeout (there is no bound on its total length, so long audio is
 // never cut off); an interrupted transfer is not resumed here.
 func (c *client) download(parent context.Context, id string, w io.Writer) (int64, error) {
-	ctx, cancel := context.WithCancel(parent)
-	defer cancel()
-	// The idle timer covers the wait for the response headers too.
-	idle := time.AfterFunc(c.timeout, cancel)
-	defer idle.Stop()
-	req, err := c.newRequest(ctx, http.MethodGet, jobPath(id)+"/audio", nil, nil)
-	if err != nil {
-		return 0, err
-	}
-	res, err := c.http.Do(req)
-	if err != nil {
-		return 0, c.transportError(parent, ctx, err)
-	}
-	defer res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		return 0, readAPIError(res)
-	}
-	n, err := io.Copy(fileWriter{w}, &idleReader{r: res.Body, timer: idle, d: c.timeout})
-	if err != nil {
-		var we *writeError
-		if errors.As(err, &we) {
-			return n, we.err
-		}
-		return n, c.transportError(parent, ctx, err)
-	}
-	return n, nil
+	return c.get(parent, jobPath(id)+"/audio", w)
 }
 
 // writeError marks an error of the local destination, so that download

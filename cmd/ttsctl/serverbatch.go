@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -217,9 +218,11 @@ func (b *batchConfig) unpack(ctx context.Context, c *client, path string, wants 
 	return results, nil
 }
 
-// get writes the body of a GET of path to w and returns its length. Like
-// download, it fails when the transfer stalls for longer than the client's
-// timeout, not when it is merely long.
+// get writes the body of a GET of path to w (following a redirect to
+// presigned storage) and returns its length. The transfer fails when it
+// stalls for longer than the client's timeout (there is no bound on its
+// total length, so long audio is never cut off); an interrupted transfer is
+// not resumed here.
 func (c *client) get(parent context.Context, path string, w io.Writer) (int64, error) {
 	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
@@ -239,6 +242,10 @@ func (c *client) get(parent context.Context, path string, w io.Writer) (int64, e
 	}
 	n, err := io.Copy(fileWriter{w}, &idleReader{r: res.Body, timer: idle, d: c.timeout})
 	if err != nil {
+		var we *writeError
+		if errors.As(err, &we) {
+			return n, we.err // the local destination's error, not the network's
+		}
 		return n, c.transportError(parent, ctx, err)
 	}
 	return n, nil
