@@ -140,10 +140,7 @@ func (r *Reconciler) repair(ctx context.Context, job *tts.Job) (bool, error) {
 				}
 				return false, err
 			}
-			if err := r.Queue.DeleteTask(ctx, job); err != nil {
-				return false, err
-			}
-			if err := r.Queue.Enqueue(ctx, job); err != nil {
+			if err := r.requeue(ctx, job); err != nil {
 				return false, err
 			}
 			log.Warn("re-enqueued a job whose success could not be recorded (database unavailable); its attempt was given back",
@@ -155,10 +152,7 @@ func (r *Reconciler) repair(ctx context.Context, job *tts.Job) (bool, error) {
 			// delivery found the database unavailable: the job has
 			// attempts left, so it waits for the database instead of
 			// failing because of it.
-			if err := r.Queue.DeleteTask(ctx, job); err != nil {
-				return false, err
-			}
-			if err := r.Queue.Enqueue(ctx, job); err != nil {
+			if err := r.requeue(ctx, job); err != nil {
 				return false, err
 			}
 			log.Warn("re-enqueued a job whose last delivery could not start (database unavailable)",
@@ -188,6 +182,15 @@ func (r *Reconciler) repair(ctx context.Context, job *tts.Job) (bool, error) {
 		log.Error("failed a live job whose task completed without a result")
 	}
 	return true, nil
+}
+
+// requeue replaces the job's archived task with a new one (same task id,
+// a fresh asynq retry count; the job's own attempt budget still applies).
+func (r *Reconciler) requeue(ctx context.Context, job *tts.Job) error {
+	if err := r.Queue.DeleteTask(ctx, job); err != nil {
+		return err
+	}
+	return r.Queue.Enqueue(ctx, job)
 }
 
 // publish sends the terminal event of a job the reconciler ended.
