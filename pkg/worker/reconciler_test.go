@@ -165,17 +165,12 @@ func (s switchable) FindJob(ctx context.Context, id string) (*tts.Job, error) {
 func TestReconcilerRequeuesJobWhoseLastDeliveryCouldNotStart(t *testing.T) {
 	ctx := context.Background()
 	r := newRig(t, tone.New(tone.Config{}))
-	redis := testsvc.Redis(t)
-	opt, _ := asynq.ParseRedisURI(redis.URL)
-	q := queue.NewClient(opt)
-	defer q.Close()
-	rec := &worker.Reconciler{Store: r.db, Queue: q, Objects: r.objects, Logger: quiet, StaleAfter: time.Second}
+	ar := newArchiving(t, r)
+	q, rec := ar.q, ar.rec
 
 	down := &atomic.Bool{}
 	down.Store(true)
 	r.h.Store = switchable{r.db, down}
-	srv := worker.NewServer(worker.Config{Redis: opt, TaskCheckInterval: 20 * time.Millisecond, ShutdownTimeout: 5 * time.Second,
-		ReconcileInterval: time.Hour, Logger: quiet}, r.h, q, nil)
 
 	waiting := r.newJob(t, "Three attempts failed, the fourth found the database locked.")
 	spent := r.newJob(t, "Every attempt was spent before the database was locked.")
@@ -189,33 +184,12 @@ func TestReconcilerRequeuesJobWhoseLastDeliveryCouldNotStart(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// Both tasks arrive with their asynq retries already spent (MaxRetry 0
-	// stands for three failed deliveries).
-	for _, j := range []*tts.Job{waiting, spent} {
-		task, err := queue.NewSynthesizeTask(j)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := asynq.NewClient(opt).EnqueueContext(ctx, task, asynq.MaxRetry(0)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Shutdown()
-	for _, j := range []*tts.Job{waiting, spent} {
-		waitFor(t, 10*time.Second, "the task archived", func() bool {
-			state, lastErr, err := q.TaskState(ctx, j)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if state == "archived" && !strings.HasPrefix(lastErr, "attempt not started: ") {
-				t.Fatalf("archived with last error %q, want the not-started one", lastErr)
-			}
-			return state == "archived"
-		})
-	}
+	// Both tasks arrive with their asynq retries already spent.
+	ar.enqueueSpent(t, waiting)
+	ar.enqueueSpent(t, spent)
+	ar.start(t, r)
+	ar.waitArchived(t, waiting, "attempt not started: ")
+	ar.waitArchived(t, spent, "attempt not started: ")
 
 	down.Store(false) // the database is back
 	time.Sleep(1100 * time.Millisecond)
@@ -260,40 +234,17 @@ func (s recordFails) CompleteJob(ctx context.Context, id string, attempt int, a 
 func TestReconcilerRequeuesJobWhoseSuccessWasNotRecorded(t *testing.T) {
 	ctx := context.Background()
 	r := newRig(t, tone.New(tone.Config{}))
-	redis := testsvc.Redis(t)
-	opt, _ := asynq.ParseRedisURI(redis.URL)
-	q := queue.NewClient(opt)
-	defer q.Close()
-	rec := &worker.Reconciler{Store: r.db, Queue: q, Objects: r.objects, Logger: quiet, StaleAfter: time.Second}
+	ar := newArchiving(t, r)
+	rec := ar.rec
 
 	down := &atomic.Bool{}
 	down.Store(true)
 	r.h.Store = recordFails{r.db, down}
 	r.h.CompleteWindow = 100 * time.Millisecond
-	srv := worker.NewServer(worker.Config{Redis: opt, TaskCheckInterval: 20 * time.Millisecond, ShutdownTimeout: 5 * time.Second,
-		ReconcileInterval: time.Hour, Logger: quiet}, r.h, q, nil)
 	job := r.newJob(t, "My success could not be written down the last time.")
-	task, err := queue.NewSynthesizeTask(job)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := asynq.NewClient(opt).EnqueueContext(ctx, task, asynq.MaxRetry(0)); err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Shutdown()
-	waitFor(t, 10*time.Second, "the task archived", func() bool {
-		state, lastErr, err := q.TaskState(ctx, job)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if state == "archived" && !strings.HasPrefix(lastErr, "audio stored, success not recorded: ") {
-			t.Fatalf("archived with last error %q, want the unrecorded one", lastErr)
-		}
-		return state == "archived"
-	})
+	ar.enqueueSpent(t, job)
+	ar.start(t, r)
+	ar.waitArchived(t, job, "audio stored, success not recorded: ")
 	if j := r.job(t, job.ID); j.Status != tts.StatusRunning || j.Attempts != 1 {
 		t.Fatalf("before the reconciler: %s, %d attempts; want running attempt 1", j.Status, j.Attempts)
 	}
@@ -309,6 +260,65 @@ func TestReconcilerRequeuesJobWhoseSuccessWasNotRecorded(t *testing.T) {
 	if got := r.job(t, job.ID); got.Attempts != 1 || got.Audio == nil {
 		t.Fatalf("job: %d attempts, audio %v; want the given-back attempt to count once", got.Attempts, got.Audio)
 	}
+}
+
+// archiving is a real Redis, a queue client, a reconciler that takes every
+// job untouched for a second, and (after start) a worker server on r's
+// handler: the set-up of the tests whose tasks asynq archives.
+type archiving struct {
+	opt asynq.RedisConnOpt
+	q   *queue.Client
+	rec *worker.Reconciler
+}
+
+func newArchiving(t *testing.T, r *rig) *archiving {
+	t.Helper()
+	opt, _ := asynq.ParseRedisURI(testsvc.Redis(t).URL)
+	q := queue.NewClient(opt)
+	t.Cleanup(func() { q.Close() })
+	return &archiving{opt: opt, q: q, rec: &worker.Reconciler{Store: r.db, Queue: q, Objects: r.objects, Logger: quiet, StaleAfter: time.Second}}
+}
+
+// enqueueSpent queues the job's task with its asynq retries already spent
+// (MaxRetry 0 stands for failed deliveries before it).
+func (a *archiving) enqueueSpent(t *testing.T, j *tts.Job) {
+	t.Helper()
+	task, err := queue.NewSynthesizeTask(j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := asynq.NewClient(a.opt)
+	defer c.Close()
+	if _, err := c.EnqueueContext(context.Background(), task, asynq.MaxRetry(0)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// start runs a worker server on r's handler until the test ends.
+func (a *archiving) start(t *testing.T, r *rig) {
+	t.Helper()
+	srv := worker.NewServer(worker.Config{Redis: a.opt, TaskCheckInterval: 20 * time.Millisecond, ShutdownTimeout: 5 * time.Second,
+		ReconcileInterval: time.Hour, Logger: quiet}, r.h, a.q, nil)
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+}
+
+// waitArchived waits until asynq archives the job's task, whose last error
+// must start with prefix.
+func (a *archiving) waitArchived(t *testing.T, j *tts.Job, prefix string) {
+	t.Helper()
+	waitFor(t, 10*time.Second, "the task archived", func() bool {
+		state, lastErr, err := a.q.TaskState(context.Background(), j)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if state == "archived" && !strings.HasPrefix(lastErr, prefix) {
+			t.Fatalf("archived with last error %q, want one starting %q", lastErr, prefix)
+		}
+		return state == "archived"
+	})
 }
 
 func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
